@@ -1,0 +1,98 @@
+/** The three kinds of media assetpipe processes. */
+export type MediaType = 'image' | 'video' | 'audio';
+export const MEDIA_TYPES: readonly MediaType[] = ['image', 'video', 'audio'];
+
+/** An asset is `processing` from upload until its run publishes (`ready`) or fails for good. */
+export type AssetStatus = 'processing' | 'ready' | 'failed';
+export const ASSET_STATUSES: readonly AssetStatus[] = ['processing', 'ready', 'failed'];
+
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+/** `abandoned`: the attempt's worker died or lost its lease; a later attempt took over. */
+export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped' | 'abandoned';
+
+/** Facts the pipeline learned about the current version, merged into the asset record. */
+export interface AssetFacts {
+  width?: number | null;
+  height?: number | null;
+  format?: string | null;
+  blurhash?: string | null;
+  durationSec?: number | null;
+  /** Everything else a step wants on the record (later issues add fields here). */
+  extra?: Record<string, unknown>;
+}
+
+export interface Asset {
+  id: string;
+  projectId: string;
+  filename: string;
+  type: MediaType;
+  mimeType: string;
+  size: number;
+  sha256: string;
+  status: AssetStatus;
+  error: string | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  blurhash: string | null;
+  durationSec: number | null;
+  versionNumber: number;
+  uploadedAt: string;
+  processedAt: string | null;
+  extra: Record<string, unknown>;
+}
+
+export interface AssetVersion {
+  assetId: string;
+  version: number;
+  originalKey: string;
+  filename: string;
+  mimeType: string;
+  size: number;
+  sha256: string;
+  createdAt: string;
+}
+
+export interface Rendition {
+  assetId: string;
+  version: number;
+  /** e.g. `thumbnail`; unique per (asset, version). */
+  name: string;
+  key: string;
+  contentType: string;
+  size: number;
+  width: number | null;
+  height: number | null;
+  createdAt: string;
+}
+
+export interface StepRecord {
+  id: string;
+  runId: string;
+  name: string;
+  attempt: number;
+  status: StepStatus;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+  output: Record<string, unknown> | null;
+}
+
+export interface Run {
+  id: string;
+  assetId: string;
+  version: number;
+  kind: MediaType;
+  status: RunStatus;
+  error: string | null;
+  /** How many times a worker took this run up (1 unless a worker died or a retry happened). */
+  attempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface RunWithSteps extends Run {
+  steps: StepRecord[];
+}

@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+
+/** What a store knows about one stored object. */
+export interface BlobInfo {
+  key: string;
+  /** Bytes. */
+  size: number;
+  /** An opaque validator that changes whenever the bytes change (quoted or not is the store's choice). */
+  etag: string;
+  contentType?: string | undefined;
+  lastModified: Date;
+}
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. `end` defaults to the last byte. */
+export interface ByteRange {
+  start: number;
+  end?: number | undefined;
+}
+
+export interface PutOptions {
+  contentType?: string | undefined;
+  /**
+   * Reject the write (and store nothing) once more than this many bytes arrive.
+   * The store throws `AppError('UPLOAD_TOO_LARGE')`.
+   */
+  maxBytes?: number | undefined;
+}
+
+/**
+ * The blob-store port: every byte assetpipe keeps lives behind it.
+ *
+ * Contract (proved for every adapter by `test/contract/blob-store.contract.ts`):
+ * - keys are validated by `assertValidKey` before any I/O: relative, `/`-separated, no `..` or `.`
+ *   segments, no empty segments, no control characters, at most 1024 bytes;
+ * - `put` is atomic: readers see the old object or the complete new one, never a partial write;
+ *   if the body stream errors or exceeds `maxBytes`, nothing is left behind;
+ * - `get` of a missing key throws `AppError('BLOB_NOT_FOUND')`; a range past the end throws
+ *   `AppError('RANGE_NOT_SATISFIABLE')`;
+ * - `delete` of a missing key is not an error;
+ * - `list(prefix)` yields every object whose key starts with `prefix`, in key order.
+ */
+export interface BlobStore {
+  /** Stores the whole body under `key`, replacing any previous object. */
+  put(key: string, body: Readable | Uint8Array, options?: PutOptions): Promise<BlobInfo>;
+  /** Streams the object, or the inclusive byte range of it. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  /** Metadata of the object, or `undefined` when there is none. */
+  head(key: string): Promise<BlobInfo | undefined>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): AsyncIterable<BlobInfo>;
+  /** Releases resources (connections, timers). */
+  close(): Promise<void>;
+}
