@@ -1,0 +1,327 @@
+import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { mkdir, readdir, readFile, rename, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { tempDir } from '../helpers/tmp.js';
+import { blobStoreContract } from './blob-store.contract.js';
+
+blobStoreContract('FsBlobStore', async () => {
+  const { dir, cleanup } = await tempDir('assetpipe-fs-blob-');
+  return { store: new FsBlobStore({ root: join(dir, 'root') }), cleanup };
+});
+
+describe('FsBlobStore on the filesystem', () => {
+  let dir: string;
+  let root: string;
+  let cleanup: () => Promise<void>;
+  let store: FsBlobStore;
+
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir('assetpipe-fs-blob-'));
+    root = join(dir, 'root');
+    store = new FsBlobStore({ root });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await cleanup();
+  });
+
+  it('keeps each object as a plain file at objects/<key> and uses its sha256 as the etag', async () => {
+    const bytes = Buffer.from('plain bytes on disk');
+    const info = await store.put('a/b.txt', bytes, { contentType: 'text/plain' });
+
+    expect(await readFile(join(root, 'objects', 'a', 'b.txt'))).toEqual(bytes);
+    expect(info.etag).toBe(`"${sha256(bytes)}"`);
+    expect((await store.head('a/b.txt'))?.etag).toBe(`"${sha256(bytes)}"`);
+  });
+
+  it('never writes outside root, whatever the key', async () => {
+    await store.put('ok', Buffer.from('fine'));
+    const hostile = [
+      '',
+      '..',
+      '../x',
+      '../../outside',
+      'a/../b',
+      'a/../../../x',
+      'a/b/../../..',
+      '/abs',
+      '/tmp/evil',
+      'a//b',
+      'a/./b',
+      './x',
+      'with\u0000nul',
+      'tab\tkey',
+      'C:/win',
+      'C:\\evil',
+      'a\\b',
+      '..\\..\\x',
+      'k'.repeat(2000),
+    ];
+    const codes = new Set<unknown>();
+    for (const key of hostile) {
+      codes.add(await codeOf(() => store.put(key, Buffer.from('hostile'))));
+      codes.add(await codeOf(() => store.put(key, Readable.from([Buffer.from('hostile')]))));
+      codes.add(await codeOf(() => store.get(key)));
+      codes.add(await codeOf(() => store.head(key)));
+      codes.add(await codeOf(() => store.delete(key)));
+      if (key !== '') codes.add(await codeOf(() => collect(store.list(key))));
+    }
+
+    expect([...codes]).toEqual(['KEY_INVALID']);
+    expect(await readdir(dir)).toEqual(['root']);
+    expect(await filesUnder(join(root, 'objects'))).toEqual(['ok']);
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(1);
+  });
+
+  it('leaves no temp files, sidecars or directories behind after failed puts', async () => {
+    await store.put('keep', Buffer.from('old'));
+    const failing = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(100_000, 1);
+        throw new Error('client went away');
+      })(),
+    );
+
+    expect(await errorOf(() => store.put('new/deep/broken', failing))).toMatchObject({
+      message: 'client went away',
+    });
+    expect(
+      await codeOf(() =>
+        store.put('new/deep/big', Readable.from([Buffer.alloc(70_000)]), { maxBytes: 65_536 }),
+      ),
+    ).toBe('UPLOAD_TOO_LARGE');
+    expect(await codeOf(() => store.put('keep', Buffer.alloc(20), { maxBytes: 10 }))).toBe(
+      'UPLOAD_TOO_LARGE',
+    );
+    expect(await codeOf(() => store.put('keep/below', Buffer.from('conflict')))).toBe('KEY_INVALID');
+
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+    expect(await filesUnder(join(root, 'objects'))).toEqual(['keep']);
+    expect(await readdir(join(root, 'objects'))).toEqual(['keep']);
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(1);
+    expect((await readAll(await store.get('keep'))).toString()).toBe('old');
+  });
+
+  it('writes to disk while the body is still arriving (no buffering of the whole body)', async () => {
+    const body = new PassThrough();
+    const pending = store.put('streamed', body);
+    body.write(Buffer.alloc(1024 * 1024, 1));
+
+    const sizes = await poll(async () => {
+      const found = await tempSizes(join(root, 'tmp'));
+      return found.includes(1024 * 1024) ? found : undefined;
+    });
+    expect(sizes).toEqual([1024 * 1024]);
+    expect(await store.head('streamed')).toBeUndefined();
+
+    body.end(Buffer.alloc(10, 2));
+    const info = await pending;
+    expect(info.size).toBe(1024 * 1024 + 10);
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('removes temp files older than an hour on start and keeps fresh ones', async () => {
+    const otherRoot = join(dir, 'other');
+    await mkdir(join(otherRoot, 'tmp'), { recursive: true });
+    await writeFile(join(otherRoot, 'tmp', 'crashed.tmp'), 'partial');
+    await writeFile(join(otherRoot, 'tmp', 'in-flight.tmp'), 'partial');
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(join(otherRoot, 'tmp', 'crashed.tmp'), twoHoursAgo, twoHoursAgo);
+
+    const other = new FsBlobStore({ root: otherRoot });
+    try {
+      await other.put('x', Buffer.from('x'));
+      expect(await readdir(join(otherRoot, 'tmp'))).toEqual(['in-flight.tmp']);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('removes empty parent directories on delete, up to objects/', async () => {
+    await store.put('p/q/r/s', Buffer.from('1'));
+    await store.put('p/q/x', Buffer.from('2'));
+
+    await store.delete('p/q/r/s');
+    expect(await exists(join(root, 'objects', 'p', 'q', 'r'))).toBe(false);
+    expect(await exists(join(root, 'objects', 'p', 'q', 'x'))).toBe(true);
+
+    await store.delete('p/q/x');
+    expect(await exists(join(root, 'objects', 'p'))).toBe(false);
+    expect(await readdir(join(root, 'objects'))).toEqual([]);
+  });
+
+  it('keeps exactly one sidecar per live object', async () => {
+    await store.put('o', Buffer.from('one'), { contentType: 'text/plain' });
+    await store.put('o', Buffer.from('two'), { contentType: 'text/plain' });
+    await store.put('o', Buffer.from('three'), { contentType: 'text/csv' });
+    await store.put('p', Buffer.from('other'));
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(2);
+
+    await store.delete('o');
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(1);
+    await store.delete('p');
+    expect(await filesUnder(join(root, 'meta'))).toEqual([]);
+  });
+
+  it('lists only objects, even ones whose keys look like the store layout', async () => {
+    const keys = ['meta/a.json', 'objects/b', 'tmp/c.tmp'];
+    for (const key of keys) await store.put(key, Buffer.from(key), { contentType: 'text/plain' });
+
+    expect((await collect(store.list(''))).map((b) => b.key)).toEqual(keys);
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(3);
+  });
+
+  it('does not report an object whose data file is gone, even if its sidecar remains', async () => {
+    await store.put('gone', Buffer.from('data'), { contentType: 'text/plain' });
+    await unlink(join(root, 'objects', 'gone'));
+
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(1);
+    expect(await store.head('gone')).toBeUndefined();
+    expect(await codeOf(() => store.get('gone'))).toBe('BLOB_NOT_FOUND');
+    expect(await collect(store.list(''))).toEqual([]);
+  });
+
+  it('serves a file copied in without a sidecar, with an etag that changes with its bytes', async () => {
+    await mkdir(join(root, 'objects', 'manual'), { recursive: true });
+    await writeFile(join(root, 'objects', 'manual', 'a.bin'), 'AAAA');
+    const first = await store.head('manual/a.bin');
+
+    expect(first).toMatchObject({ key: 'manual/a.bin', size: 4, contentType: undefined });
+    expect(first?.etag).toMatch(/^".+"$/);
+    expect((await collect(store.list('manual/'))).map((b) => [b.key, b.etag])).toEqual([
+      ['manual/a.bin', first?.etag],
+    ]);
+
+    await writeFile(join(root, 'replacement'), 'BBBB');
+    await rename(join(root, 'replacement'), join(root, 'objects', 'manual', 'a.bin'));
+    const second = await store.head('manual/a.bin');
+    expect(second?.size).toBe(4);
+    expect(second?.etag).not.toBe(first?.etag);
+    expect((await readAll(await store.get('manual/a.bin'))).toString()).toBe('BBBB');
+  });
+
+  it('rejects keys that would need a path to be both a file and a directory', async () => {
+    await store.put('c', Buffer.from('file c'));
+    await store.put('e/f', Buffer.from('file e/f'));
+
+    expect(await codeOf(() => store.put('c/d', Buffer.from('below a file')))).toBe('KEY_INVALID');
+    expect(await codeOf(() => store.put('e', Readable.from([Buffer.from('over a directory')])))).toBe(
+      'KEY_INVALID',
+    );
+    expect((await readAll(await store.get('c'))).toString()).toBe('file c');
+    expect((await readAll(await store.get('e/f'))).toString()).toBe('file e/f');
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(2);
+  });
+
+  it('rejects a key segment longer than a file name, and finds nothing under it', async () => {
+    const key = `seg/${'x'.repeat(300)}`;
+
+    expect(await codeOf(() => store.put(key, Buffer.from('x')))).toBe('KEY_INVALID');
+    expect(await store.head(key)).toBeUndefined();
+    expect(await codeOf(() => store.get(key))).toBe('BLOB_NOT_FOUND');
+    await expect(store.delete(key)).resolves.toBeUndefined();
+    expect(await collect(store.list(`${key}/`))).toEqual([]);
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('does not follow a symlink planted in objects/', async () => {
+    const secret = join(dir, 'secret.txt');
+    await writeFile(secret, 'top secret');
+    await store.put('real', Buffer.from('real'));
+    await symlink(secret, join(root, 'objects', 'link'));
+
+    expect(await store.head('link')).toBeUndefined();
+    expect(await codeOf(() => store.get('link'))).toBe('BLOB_NOT_FOUND');
+    expect((await collect(store.list(''))).map((b) => b.key)).toEqual(['real']);
+    await store.delete('link');
+    expect(await readFile(secret, 'utf8')).toBe('top secret');
+  });
+
+  it('refuses to start without a root', () => {
+    expect(() => new FsBlobStore({ root: '' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+async function errorOf(fn: () => unknown): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+/** The `code` of what `fn` threw, or `'no error'`. */
+async function codeOf(fn: () => unknown): Promise<unknown> {
+  const err = await errorOf(fn);
+  return err === undefined ? 'no error' : (err as { code?: unknown }).code;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Paths (relative, `/`-separated) of every non-directory below `dir`; `[]` when it does not exist. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (current: string): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(current, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) await visit(path);
+      else out.push(relative(dir, path).split('\\').join('/'));
+    }
+  };
+  await visit(dir);
+  return out.sort();
+}
+
+async function tempSizes(dir: string): Promise<number[]> {
+  const sizes: number[] = [];
+  for (const name of await readdir(dir).catch(() => [])) {
+    const info = await stat(join(dir, name)).catch(() => undefined);
+    if (info?.isFile()) sizes.push(info.size);
+  }
+  return sizes;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Re-checks `probe` until it returns a value (bounded by attempts, not by time). */
+async function poll<T>(probe: () => Promise<T | undefined>, attempts = 2000): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error('condition never became true');
+}
