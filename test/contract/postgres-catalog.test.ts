@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import type { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
+import { openPostgresCatalog } from '../../src/catalog/postgres-catalog.js';
+import { newId } from '../../src/domain/ids.js';
+import { catalogContract } from './catalog.contract.js';
+
+const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** The URL without its password, for test names and messages. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}
+
+async function probe(url: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message || err.name : String(err) };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function uniqueSchema(): string {
+  return `assetpipe_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+}
+
+/** Runs `fn` with a plain pg client whose search_path is `schema`. */
+async function withClient<T>(schema: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`set search_path to "${schema}"`);
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists "${schema}" cascade`);
+  } finally {
+    await client.end();
+  }
+}
+
+const reachability = await probe(DATABASE_URL);
+
+if (!reachability.ok && process.env.CI) {
+  describe('PostgreSQL catalog', () => {
+    it('needs PostgreSQL, which is mandatory in CI', () => {
+      expect.fail(`PostgreSQL not reachable at ${redact(DATABASE_URL)}: ${reachability.reason}`);
+    });
+  });
+} else if (!reachability.ok) {
+  describe.skipIf(true)(`PostgreSQL not reachable at ${redact(DATABASE_URL)}: ${reachability.reason}`, () => {
+    it('runs the catalog contract on PostgreSQL', () => {});
+  });
+} else {
+  catalogContract('postgres', async () => {
+    const schema = uniqueSchema();
+    const catalog = await openPostgresCatalog(DATABASE_URL, { schema });
+    return {
+      catalog,
+      cleanup: async () => {
+        await catalog.close();
+        await dropSchema(schema);
+      },
+      addVersionWithRun: (assetId, version, runId, at) =>
+        withClient(schema, async (client) => {
+          await client.query('begin');
+          await client.query(
+            `insert into asset_versions (asset_id, version, original_key, filename, mime_type, size, sha256, created_at)
+             select id, $1, $2, filename, mime_type, size, sha256, $3 from assets where id = $4`,
+            [version, `originals/${assetId}/${version}`, at, assetId],
+          );
+          await client.query(
+            `update assets set current_version = $1, status = 'processing', error = null, updated_at = $2 where id = $3`,
+            [version, at, assetId],
+          );
+          await client.query(
+            `insert into runs (id, asset_id, version, kind, status, attempts, created_at)
+             select $1, id, $2, type, 'queued', 0, $3 from assets where id = $4`,
+            [runId, version, at, assetId],
+          );
+          await client.query('commit');
+        }),
+    };
+  });
+
+  describe('PostgreSQL catalog', () => {
+    it('keeps its tables in the given schema', async () => {
+      const schema = uniqueSchema();
+      const catalog = await openPostgresCatalog(DATABASE_URL, { schema });
+      try {
+        await catalog.migrate();
+        const tables = await withClient(schema, async (client) => {
+          const result = await client.query<{ table_name: string }>(
+            'select table_name from information_schema.tables where table_schema = $1 order by table_name',
+            [schema],
+          );
+          return result.rows.map((r) => r.table_name);
+        });
+        expect(tables).toEqual([
+          'asset_versions',
+          'assets',
+          'kysely_migration',
+          'kysely_migration_lock',
+          'renditions',
+          'runs',
+          'steps',
+        ]);
+      } finally {
+        await catalog.close();
+        await dropSchema(schema);
+      }
+    });
+
+    it('several catalogs opening and migrating one new schema at once all succeed, then write concurrently', async () => {
+      const schema = uniqueSchema();
+      const catalogs: KyselyCatalog[] = [];
+      try {
+        const opened = await Promise.allSettled(
+          [0, 1, 2, 3].map(async () => {
+            const catalog = await openPostgresCatalog(DATABASE_URL, { schema, maxConnections: 3 });
+            catalogs.push(catalog);
+            await catalog.migrate();
+            return catalog;
+          }),
+        );
+        expect(opened.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []))).toEqual([]);
+        const migrations = await withClient(schema, async (client) => {
+          const result = await client.query<{ name: string }>('select name from kysely_migration');
+          return result.rows.map((r) => r.name);
+        });
+        expect(migrations).toEqual(['0001_initial']);
+
+        const writes = await Promise.allSettled(
+          Array.from({ length: 60 }, async (_, i) => {
+            const catalog = catalogs[i % catalogs.length];
+            if (catalog === undefined) throw new Error('no catalog');
+            const id = newId('ast');
+            const runId = newId('run');
+            const now = new Date(Date.UTC(2024, 0, 1) + i).toISOString();
+            await catalog.createAssetWithRun(
+              {
+                id,
+                projectId: 'prj_pg',
+                filename: `f${i}.png`,
+                type: 'image',
+                mimeType: 'image/png',
+                size: i,
+                sha256: 'x',
+                originalKey: `originals/${id}/1`,
+                uploadedAt: now,
+              },
+              runId,
+            );
+            await catalog.startRun(runId, now);
+            await catalog.publishRun(runId, { width: i, extra: { i } }, now);
+          }),
+        );
+        expect(writes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []))).toEqual([]);
+        expect(await catalogs[0]?.countAssetsByStatus()).toEqual({ processing: 0, ready: 60, failed: 0 });
+      } finally {
+        await Promise.all(catalogs.map((c) => c.close()));
+        await dropSchema(schema);
+      }
+    });
+
+    it('openPostgresCatalog rejects when the server cannot be reached', async () => {
+      // Port 1 on localhost: nothing listens there, the connection is refused at once.
+      await expect(openPostgresCatalog('postgres://postgres@127.0.0.1:1/test')).rejects.toThrow();
+    });
+  });
+}
