@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseByteSize } from './config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults with an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.dataDir.endsWith('/data')).toBe(true);
+    expect(config.databaseUrl).toBe(`sqlite://${config.dataDir}/assetpipe.db`);
+    expect(config.storage).toBe(`file://${config.dataDir}/blobs`);
+    expect(config.workers).toBeGreaterThanOrEqual(1);
+    expect(config.maxUploadBytes).toBe(10 * 1024 ** 3);
+  });
+
+  it('lets flags win over the environment', () => {
+    const config = loadConfig(
+      { ASSETPIPE_PORT: '9000', ASSETPIPE_HOST: '0.0.0.0' },
+      { port: '9100', data: '/tmp/x' },
+    );
+    expect(config.port).toBe(9100);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.dataDir).toBe('/tmp/x');
+  });
+
+  it('turns --no-workers into zero workers and --workers N into N', () => {
+    expect(loadConfig({}, { workers: false }).workers).toBe(0);
+    expect(loadConfig({}, { workers: '3' }).workers).toBe(3);
+    expect(loadConfig({ ASSETPIPE_WORKERS: '5' }).workers).toBe(5);
+  });
+
+  it.each([
+    [{ ASSETPIPE_PORT: 'abc' }, 'ASSETPIPE_PORT'],
+    [{ ASSETPIPE_PORT: '70000' }, 'ASSETPIPE_PORT'],
+    [{ ASSETPIPE_WORKERS: '-1' }, 'ASSETPIPE_WORKERS'],
+    [{ ASSETPIPE_MAX_UPLOAD_BYTES: 'lots' }, 'ASSETPIPE_MAX_UPLOAD_BYTES'],
+    [{ ASSETPIPE_LOG_LEVEL: 'loud' }, 'ASSETPIPE_LOG_LEVEL'],
+    [{ ASSETPIPE_JOB_LEASE_MS: '5' }, 'ASSETPIPE_JOB_LEASE_MS'],
+    [{ ASSETPIPE_DATABASE_URL: 'mysql://x' }, 'ASSETPIPE_DATABASE_URL'],
+    [{ ASSETPIPE_STORAGE: 'ftp://x' }, 'ASSETPIPE_STORAGE'],
+  ])('rejects %o naming %s', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as ConfigError).variable).toBe(variable);
+      expect((err as Error).message).toContain(variable);
+    }
+  });
+
+  it('names the flag when a flag is invalid', () => {
+    expect(() => loadConfig({}, { port: 'http' })).toThrow(/--port/);
+  });
+});
+
+describe('parseByteSize', () => {
+  it.each([
+    ['1048576', 1048576],
+    ['512MiB', 512 * 1024 ** 2],
+    ['10 GB', 10 * 1024 ** 3],
+    ['1.5k', 1536],
+  ])('%s -> %d', (raw, bytes) => {
+    expect(parseByteSize('X', raw)).toBe(bytes);
+  });
+
+  it.each(['', '-1', '0', '12 parsecs', 'MiB'])('rejects %j', (raw) => {
+    expect(() => parseByteSize('X', raw)).toThrow(ConfigError);
+  });
+});

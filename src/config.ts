@@ -1,0 +1,215 @@
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+
+/**
+ * Everything assetpipe reads from its environment, parsed and validated once at start-up.
+ * Nothing else in the code base reads `process.env`.
+ */
+export interface Config {
+  /** Where the embedded catalog, queue and blobs live. @default ./data */
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Pipeline runs processed at once by this process; 0 = no workers. */
+  workers: number;
+  /** Largest accepted upload. @default 10 GiB */
+  maxUploadBytes: number;
+  /** Largest accepted image, in pixels (width x height x frames): decompression-bomb guard. @default 50 MP */
+  maxInputPixels: number;
+  /** A dead worker's job is picked up again after this long. @default 30000 */
+  jobLeaseMs: number;
+  /** Attempts per pipeline job before it is dead-lettered. @default 5 */
+  jobAttempts: number;
+  /** One pipeline step may take at most this long. @default 600000 */
+  stepTimeoutMs: number;
+  /** How long SIGTERM waits for in-flight work before releasing it. @default 20000 */
+  shutdownGraceMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Pretty-printed or JSON logs; JSON unless stdout is a terminal. */
+  logFormat: 'json' | 'pretty';
+  /** `sqlite` (file in dataDir) for now; PostgreSQL arrives with the scale-out work. */
+  databaseUrl: string;
+  /** `file://` directory for blobs. @default <dataDir>/blobs */
+  storage: string;
+}
+
+/** Values given on the command line; they win over the environment. */
+export interface ConfigFlags {
+  data?: string | undefined;
+  host?: string | undefined;
+  port?: string | number | undefined;
+  workers?: string | number | boolean | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function integer(variable: string, raw: string, min: number, max: number): number {
+  const trimmed = raw.trim();
+  if (!/^\d+$/.test(trimmed)) {
+    throw new ConfigError(
+      variable,
+      `expected a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  const value = Number(trimmed);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(
+      variable,
+      `expected a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Accepts `1048576`, `512MiB`, `10 GB` (binary multiples, as people mean them for file sizes). */
+export function parseByteSize(variable: string, raw: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw);
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase()];
+  if (!match || unit === undefined) {
+    throw new ConfigError(
+      variable,
+      `expected a size such as 1048576, 512MiB or 10GiB, got ${JSON.stringify(raw)}`,
+    );
+  }
+  const value = Math.floor(Number(match[1]) * unit);
+  if (value < 1 || !Number.isSafeInteger(value)) {
+    throw new ConfigError(variable, `expected a positive size, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(variable: string, raw: string, allowed: readonly T[]): T {
+  const value = raw.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(variable, `expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return value as T;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Builds the configuration from flags and `ASSETPIPE_*` variables. Throws `ConfigError` naming
+ * the offending flag or variable.
+ */
+export function loadConfig(env: Env, flags: ConfigFlags = {}, options: { isTty?: boolean } = {}): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+
+  const dataDir = resolve(flags.data ?? read('ASSETPIPE_DATA') ?? './data');
+  const host = flags.host ?? read('ASSETPIPE_HOST') ?? '127.0.0.1';
+  const port =
+    flags.port !== undefined
+      ? integer('--port', String(flags.port), 1, 65535)
+      : integer('ASSETPIPE_PORT', read('ASSETPIPE_PORT') ?? '8080', 1, 65535);
+
+  const defaultWorkers = Math.max(1, Math.min(4, availableParallelism()));
+  let workers: number;
+  if (flags.workers === false) workers = 0;
+  else if (flags.workers !== undefined && flags.workers !== true)
+    workers = integer('--workers', String(flags.workers), 0, 256);
+  else workers = integer('ASSETPIPE_WORKERS', read('ASSETPIPE_WORKERS') ?? String(defaultWorkers), 0, 256);
+
+  const maxUploadBytes = parseByteSize(
+    'ASSETPIPE_MAX_UPLOAD_BYTES',
+    read('ASSETPIPE_MAX_UPLOAD_BYTES') ?? '10GiB',
+  );
+  const maxInputPixels = integer(
+    'ASSETPIPE_MAX_INPUT_PIXELS',
+    read('ASSETPIPE_MAX_INPUT_PIXELS') ?? '50000000',
+    1,
+    2 ** 40,
+  );
+  const jobLeaseMs = integer(
+    'ASSETPIPE_JOB_LEASE_MS',
+    read('ASSETPIPE_JOB_LEASE_MS') ?? '30000',
+    1000,
+    600_000,
+  );
+  const jobAttempts = integer('ASSETPIPE_JOB_ATTEMPTS', read('ASSETPIPE_JOB_ATTEMPTS') ?? '5', 1, 100);
+  const stepTimeoutMs = integer(
+    'ASSETPIPE_STEP_TIMEOUT_MS',
+    read('ASSETPIPE_STEP_TIMEOUT_MS') ?? '600000',
+    1000,
+    86_400_000,
+  );
+  const shutdownGraceMs = integer(
+    'ASSETPIPE_SHUTDOWN_GRACE_MS',
+    read('ASSETPIPE_SHUTDOWN_GRACE_MS') ?? '20000',
+    0,
+    600_000,
+  );
+  const logLevel = oneOf('ASSETPIPE_LOG_LEVEL', read('ASSETPIPE_LOG_LEVEL') ?? 'info', LOG_LEVELS);
+  const logFormat = oneOf(
+    'ASSETPIPE_LOG_FORMAT',
+    read('ASSETPIPE_LOG_FORMAT') ?? (options.isTty ? 'pretty' : 'json'),
+    ['json', 'pretty'] as const,
+  );
+
+  const databaseUrl = read('ASSETPIPE_DATABASE_URL') ?? `sqlite://${resolve(dataDir, 'assetpipe.db')}`;
+  if (!databaseUrl.startsWith('sqlite://')) {
+    throw new ConfigError(
+      'ASSETPIPE_DATABASE_URL',
+      `only sqlite:///absolute/path.db is supported in this version, got ${JSON.stringify(databaseUrl)}`,
+    );
+  }
+  const storage = read('ASSETPIPE_STORAGE') ?? `file://${resolve(dataDir, 'blobs')}`;
+  if (!storage.startsWith('file://')) {
+    throw new ConfigError(
+      'ASSETPIPE_STORAGE',
+      `only file:///absolute/dir is supported in this version, got ${JSON.stringify(storage)}`,
+    );
+  }
+
+  return {
+    dataDir,
+    host,
+    port,
+    workers,
+    maxUploadBytes,
+    maxInputPixels,
+    jobLeaseMs,
+    jobAttempts,
+    stepTimeoutMs,
+    shutdownGraceMs,
+    logLevel,
+    logFormat,
+    databaseUrl,
+    storage,
+  };
+}
+
+/** The filesystem path inside a `sqlite://` or `file://` URL. */
+export function pathFromUrl(url: string): string {
+  const path = url.replace(/^(sqlite|file):\/\//, '');
+  return resolve(path);
+}

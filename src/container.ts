@@ -1,0 +1,75 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Catalog } from './catalog/catalog.js';
+import { openSqliteCatalog } from './catalog/sqlite-catalog.js';
+import { type Config, pathFromUrl } from './config.js';
+import { Metrics } from './metrics.js';
+import { PIPELINES } from './pipeline/pipelines.js';
+import { PipelineRunner } from './pipeline/runner.js';
+import type { JobQueue } from './queue/job-queue.js';
+import { SqliteJobQueue } from './queue/sqlite-queue.js';
+import { AssetService } from './services/asset-service.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { FsBlobStore } from './storage/fs-blob-store.js';
+
+/** Everything a process needs, wired once. The only place that picks adapters from config. */
+export interface Container {
+  config: Config;
+  logger: Logger;
+  catalog: Catalog;
+  blobs: BlobStore;
+  queue: JobQueue;
+  metrics: Metrics;
+  runner: PipelineRunner;
+  assets: AssetService;
+  close(): Promise<void>;
+}
+
+export async function createContainer(config: Config, logger: Logger): Promise<Container> {
+  await mkdir(config.dataDir, { recursive: true });
+  const dbFile = pathFromUrl(config.databaseUrl);
+  await mkdir(dirname(dbFile), { recursive: true });
+
+  const catalog = await openSqliteCatalog(dbFile);
+  await catalog.migrate();
+  const blobs = new FsBlobStore({ root: pathFromUrl(config.storage) });
+  const queue = new SqliteJobQueue({
+    file: dbFile,
+    leaseMs: config.jobLeaseMs,
+    maxAttempts: config.jobAttempts,
+    logger: logger.child({ component: 'queue' }),
+  });
+  const metrics = new Metrics({ queue });
+  const runner = new PipelineRunner({
+    catalog,
+    blobs,
+    logger: logger.child({ component: 'pipeline' }),
+    metrics,
+    pipelines: PIPELINES,
+    limits: { maxInputPixels: config.maxInputPixels },
+    stepTimeoutMs: config.stepTimeoutMs,
+    scratchRoot: join(config.dataDir, 'scratch'),
+  });
+  const assets = new AssetService({ catalog, blobs, queue, logger, maxUploadBytes: config.maxUploadBytes });
+
+  let closed: Promise<void> | undefined;
+  return {
+    config,
+    logger,
+    catalog,
+    blobs,
+    queue,
+    metrics,
+    runner,
+    assets,
+    close() {
+      closed ??= (async () => {
+        await queue.close();
+        await blobs.close();
+        await catalog.close();
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,269 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline as pipeStreams } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/catalog.js';
+import type { AssetVersion, MediaType, Run } from '../domain/asset.js';
+import { newId } from '../domain/ids.js';
+import { errorMessage } from '../errors.js';
+import type { ImageLimits } from '../media/image.js';
+import type { Metrics } from '../metrics.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { stepOutputKey } from '../storage/keys.js';
+import { isPermanentFailure, type PipelineDefinition, type StepContext, type StepOutput } from './step.js';
+
+export interface RunnerOptions {
+  catalog: Catalog;
+  blobs: BlobStore;
+  logger: Logger;
+  metrics: Metrics;
+  pipelines: Record<MediaType, PipelineDefinition>;
+  limits: ImageLimits;
+  stepTimeoutMs: number;
+  /** Parent of the per-attempt scratch directories. */
+  scratchRoot: string;
+  now?: () => Date;
+}
+
+export interface RunAttempt {
+  /** The queue's attempt number (1-based) and its limit: the last attempt records the failure. */
+  attempt: number;
+  maxAttempts: number;
+  signal: AbortSignal;
+  progress(percent: number): Promise<void>;
+}
+
+export type RunOutcome = 'published' | 'failed' | 'already-finished' | 'missing';
+
+class StepTimeoutError extends Error {
+  constructor(step: string, ms: number) {
+    super(`step "${step}" did not finish within ${Math.round(ms / 1000)} s`);
+    this.name = 'StepTimeoutError';
+  }
+}
+
+/**
+ * Executes pipeline runs: the durable workflow of one asset version.
+ *
+ * A run survives its worker: steps that already succeeded (recorded in the catalog with their
+ * output) are not repeated when another attempt resumes it; steps left `running` by a dead worker
+ * are marked `abandoned`. Outputs go to keys derived from (asset, version, step), so a repeated
+ * step overwrites, never duplicates. The asset becomes `ready` only in `publishRun`, after every
+ * recorded output has been checked in the blob store.
+ */
+export class PipelineRunner {
+  private readonly now: () => Date;
+
+  constructor(private readonly options: RunnerOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async execute(runId: string, attempt: RunAttempt): Promise<RunOutcome> {
+    const { catalog, logger: baseLogger } = this.options;
+    const existing = await catalog.getRun(runId);
+    if (!existing) {
+      baseLogger.warn({ runId }, 'job for an unknown run; nothing to do');
+      return 'missing';
+    }
+    if (existing.status === 'succeeded' || existing.status === 'failed') return 'already-finished';
+
+    const logger = baseLogger.child({ runId, assetId: existing.assetId, version: existing.version });
+    const version = await catalog.getVersion(existing.assetId, existing.version);
+    if (!version) {
+      await catalog.failRun(runId, 'The asset version to process no longer exists.', this.iso());
+      return 'failed';
+    }
+
+    const abandoned = await catalog.abandonRunningSteps(
+      runId,
+      this.iso(),
+      'the worker running this step stopped',
+    );
+    if (abandoned > 0) logger.warn({ abandoned }, 'resuming a run whose previous worker stopped mid-step');
+    const run = await catalog.startRun(runId, this.iso());
+    logger.info({ attempt: run.attempts, kind: run.kind }, 'run started');
+
+    const scratchDir = join(this.options.scratchRoot, `${runId}-${newId('stp').slice(4)}`);
+    await mkdir(scratchDir, { recursive: true });
+    try {
+      return await this.executeSteps(run, version, scratchDir, attempt, logger);
+    } finally {
+      await rm(scratchDir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  private async executeSteps(
+    run: Run,
+    version: AssetVersion,
+    scratchDir: string,
+    attempt: RunAttempt,
+    logger: Logger,
+  ): Promise<RunOutcome> {
+    const { catalog, pipelines } = this.options;
+    const pipeline = pipelines[run.kind];
+    const history = await catalog.listSteps(run.id);
+    const outputs: Record<string, StepOutput> = {};
+    for (const step of history) {
+      if (step.status === 'succeeded') outputs[step.name] = step.output ?? {};
+    }
+
+    let sourcePath: Promise<string> | undefined;
+    const fetchSource = () => {
+      sourcePath ??= this.fetchOriginal(version, scratchDir);
+      return sourcePath;
+    };
+
+    const steps = [...pipeline.steps.map((s) => s.name), 'publish'];
+    for (const [index, name] of steps.entries()) {
+      if (outputs[name] !== undefined) continue; // finished by an earlier attempt
+      const stepAttempt = history.filter((s) => s.name === name).length + 1;
+      const stepId = newId('stp');
+      const startedAt = this.now();
+      await catalog.startStep({
+        id: stepId,
+        runId: run.id,
+        name,
+        attempt: stepAttempt,
+        startedAt: startedAt.toISOString(),
+      });
+      const stepLogger = logger.child({ step: name, stepAttempt });
+
+      const ctx: StepContext = {
+        runId: run.id,
+        assetId: run.assetId,
+        version: run.version,
+        mimeType: version.mimeType,
+        logger: stepLogger,
+        signal: attempt.signal,
+        limits: this.options.limits,
+        sourcePath: fetchSource,
+        scratchDir,
+        outputs,
+        writeOutput: (file) => this.writeOutput(run, name, file),
+        progress: (percent) => attempt.progress(Math.round(((index + percent / 100) / steps.length) * 100)),
+      };
+
+      try {
+        const output =
+          name === 'publish'
+            ? await this.publish(run, pipeline, outputs)
+            : await this.withTimeout(name, () => pipeline.steps[index]!.run(ctx));
+        const finishedAt = this.now();
+        await catalog.finishStep(stepId, {
+          status: 'succeeded',
+          finishedAt: finishedAt.toISOString(),
+          output,
+        });
+        this.options.metrics.observeStep(
+          run.kind,
+          name,
+          'succeeded',
+          finishedAt.getTime() - startedAt.getTime(),
+        );
+        stepLogger.info({ durationMs: finishedAt.getTime() - startedAt.getTime() }, 'step succeeded');
+        outputs[name] = output;
+        await attempt.progress(Math.round(((index + 1) / steps.length) * 100));
+      } catch (err) {
+        const finishedAt = this.now();
+        const message = errorMessage(err);
+        await catalog.finishStep(stepId, {
+          status: 'failed',
+          finishedAt: finishedAt.toISOString(),
+          error: message,
+        });
+        this.options.metrics.observeStep(
+          run.kind,
+          name,
+          'failed',
+          finishedAt.getTime() - startedAt.getTime(),
+        );
+
+        if (attempt.signal.aborted) {
+          // Shutdown or a lost lease: the queue hands the job to a worker that carries on.
+          stepLogger.warn({ err: message }, 'step interrupted');
+          throw err;
+        }
+        if (isPermanentFailure(err)) {
+          stepLogger.info({ code: err.code, reason: message }, 'step failed for good');
+          await catalog.failRun(run.id, message, this.iso());
+          return 'failed';
+        }
+        if (attempt.attempt >= attempt.maxAttempts) {
+          stepLogger.error({ err }, 'step failed on the last attempt');
+          await catalog.failRun(
+            run.id,
+            `Processing failed in step "${name}" after ${attempt.attempt} attempts: ${message}`,
+            this.iso(),
+          );
+          return 'failed';
+        }
+        stepLogger.warn({ err, attempt: attempt.attempt }, 'step failed; the run will be retried');
+        throw err;
+      }
+    }
+    logger.info('run published');
+    return 'published';
+  }
+
+  private async fetchOriginal(version: AssetVersion, scratchDir: string): Promise<string> {
+    const path = join(scratchDir, 'original');
+    await pipeStreams(await this.options.blobs.get(version.originalKey), createWriteStream(path));
+    return path;
+  }
+
+  private async writeOutput(run: Run, step: string, file: Parameters<StepContext['writeOutput']>[0]) {
+    const key = stepOutputKey(run.assetId, run.version, step, file.name);
+    const info = await this.options.blobs.put(key, file.body, { contentType: file.contentType });
+    await this.options.catalog.putRendition({
+      assetId: run.assetId,
+      version: run.version,
+      name: file.name,
+      key,
+      contentType: file.contentType,
+      size: info.size,
+      width: file.width ?? null,
+      height: file.height ?? null,
+      createdAt: this.iso(),
+    });
+    return { key, size: info.size };
+  }
+
+  /** Every recorded output must be in the blob store before the asset may become `ready`. */
+  private async publish(
+    run: Run,
+    pipeline: PipelineDefinition,
+    outputs: Record<string, StepOutput>,
+  ): Promise<StepOutput> {
+    const renditions = await this.options.catalog.listRenditions(run.assetId, run.version);
+    for (const rendition of renditions) {
+      const head = await this.options.blobs.head(rendition.key);
+      if (!head || head.size !== rendition.size) {
+        throw new Error(
+          `output "${rendition.name}" is missing or incomplete in the blob store (${rendition.key})`,
+        );
+      }
+    }
+    await this.options.catalog.publishRun(run.id, pipeline.facts(outputs), this.iso());
+    return { renditions: renditions.map((r) => r.name) };
+  }
+
+  private async withTimeout<T>(step: string, work: () => Promise<T>): Promise<T> {
+    const ms = this.options.stepTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StepTimeoutError(step, ms)), ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private iso(): string {
+    return this.now().toISOString();
+  }
+}

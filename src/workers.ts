@@ -1,0 +1,38 @@
+import type { Container } from './container.js';
+import type { JobKind, JobPayloads } from './pipeline/jobs.js';
+import { recoverUnfinishedRuns } from './pipeline/recovery.js';
+import type { JobHandler } from './queue/job-queue.js';
+
+const RECOVERY_INTERVAL_MS = 60_000;
+
+/** Starts consuming every job kind with its handler, and the periodic recovery sweep. */
+export function startWorkers(container: Container): { stop: () => Promise<void> } {
+  const { queue, runner, config, logger } = container;
+
+  // A job kind without a handler here is a compile error.
+  const handlers: { [K in JobKind]: JobHandler<JobPayloads[K]> } = {
+    'pipeline.run': async (job, ctx) => {
+      await runner.execute(job.payload.runId, {
+        attempt: ctx.attempt,
+        maxAttempts: job.maxAttempts,
+        signal: ctx.signal,
+        progress: ctx.progress,
+      });
+    },
+  };
+  queue.work('pipeline.run', handlers['pipeline.run'], { concurrency: config.workers });
+
+  const sweep = () =>
+    recoverUnfinishedRuns(container).catch((err: unknown) => logger.error({ err }, 'recovery sweep failed'));
+  void sweep();
+  const timer = setInterval(sweep, RECOVERY_INTERVAL_MS);
+  timer.unref();
+  logger.info({ concurrency: config.workers }, 'workers started');
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      await queue.stop({ graceMs: config.shutdownGraceMs });
+    },
+  };
+}
