@@ -1,0 +1,102 @@
+// JSON schemas shared by route validation and the OpenAPI document at /docs.
+
+export const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details with a stable machine-readable `code`.',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string', examples: ['UPLOAD_TOO_LARGE', 'MEDIA_UNSUPPORTED', 'ASSET_NOT_FOUND'] },
+    instance: { type: 'string' },
+  },
+  required: ['type', 'title', 'status', 'detail', 'code'],
+} as const;
+
+const nullableString = { type: ['string', 'null'] } as const;
+const nullableNumber = { type: ['number', 'null'] } as const;
+
+export const assetSchema = {
+  $id: 'Asset',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', examples: ['ast_01JD3Q6Z8X5M4V7C2B9N0P1R2S'] },
+    projectId: { type: 'string' },
+    filename: { type: 'string' },
+    type: { type: 'string', enum: ['image', 'video', 'audio'] },
+    mimeType: { type: 'string' },
+    size: { type: 'integer' },
+    sha256: { type: 'string' },
+    status: { type: 'string', enum: ['processing', 'ready', 'failed'] },
+    error: { ...nullableString, description: 'Why processing failed, in words a person can act on.' },
+    width: { ...nullableNumber, description: 'As displayed (after EXIF orientation).' },
+    height: nullableNumber,
+    format: nullableString,
+    blurhash: nullableString,
+    durationSec: nullableNumber,
+    versionNumber: { type: 'integer' },
+    uploadedAt: { type: 'string', format: 'date-time' },
+    processedAt: { ...nullableString, format: 'date-time' },
+    metadata: { type: 'object', additionalProperties: true },
+    renditions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          contentType: { type: 'string' },
+          size: { type: 'integer' },
+          width: nullableNumber,
+          height: nullableNumber,
+          url: { type: 'string' },
+        },
+      },
+    },
+    links: {
+      type: 'object',
+      properties: { self: { type: 'string' }, original: { type: 'string' }, runs: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const runSchema = {
+  $id: 'Run',
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    assetId: { type: 'string' },
+    version: { type: 'integer' },
+    kind: { type: 'string' },
+    status: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
+    error: nullableString,
+    attempts: { type: 'integer' },
+    createdAt: { type: 'string' },
+    startedAt: nullableString,
+    finishedAt: nullableString,
+    durationMs: nullableNumber,
+    steps: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          attempt: { type: 'integer' },
+          status: { type: 'string', enum: ['running', 'succeeded', 'failed', 'skipped', 'abandoned'] },
+          startedAt: { type: 'string' },
+          finishedAt: nullableString,
+          durationMs: nullableNumber,
+          error: nullableString,
+          output: { type: ['object', 'null'], additionalProperties: true },
+        },
+      },
+    },
+  },
+} as const;
+
+export const problemResponses = {
+  400: { $ref: 'Problem#' },
+  404: { $ref: 'Problem#' },
+} as const;
