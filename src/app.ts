@@ -21,7 +21,7 @@ export interface AppOptions {
 export async function buildApp(container: Container, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: container.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    genReqId: () => newId('job').replace('job_', 'req_'),
+    genReqId: () => newId('req'),
     requestIdLogLabel: 'requestId',
     disableRequestLogging: false,
     // Uploads are streamed by the multipart parser, which has its own limits; other bodies are small.

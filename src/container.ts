@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog } from './catalog/catalog.js';
@@ -7,6 +7,7 @@ import { type Config, pathFromUrl } from './config.js';
 import { Metrics } from './metrics.js';
 import { PIPELINES } from './pipeline/pipelines.js';
 import { PipelineRunner } from './pipeline/runner.js';
+import { createProcessScratch } from './pipeline/scratch.js';
 import type { JobQueue } from './queue/job-queue.js';
 import { SqliteJobQueue } from './queue/sqlite-queue.js';
 import { AssetService } from './services/asset-service.js';
@@ -49,7 +50,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     pipelines: PIPELINES,
     limits: { maxInputPixels: config.maxInputPixels },
     stepTimeoutMs: config.stepTimeoutMs,
-    scratchRoot: join(config.dataDir, 'scratch'),
+    scratchRoot: await createProcessScratch(join(config.dataDir, 'scratch'), logger),
   });
   const assets = new AssetService({ catalog, blobs, queue, logger, maxUploadBytes: config.maxUploadBytes });
 
@@ -66,6 +67,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     close() {
       closed ??= (async () => {
         await queue.close();
+        await rm(runner.scratchRoot, { recursive: true, force: true }).catch(() => {});
         await blobs.close();
         await catalog.close();
       })();

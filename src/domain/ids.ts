@@ -58,14 +58,14 @@ export function ulid(now: number = Date.now()): string {
   return encodeTime(lastTime) + encodeRandom(lastRandom);
 }
 
-export type IdPrefix = 'ast' | 'run' | 'stp' | 'job' | 'rnd';
+export type IdPrefix = 'ast' | 'run' | 'stp' | 'job' | 'upl' | 'key' | 'req';
 
 /** Prefixed ids (`ast_01J...`) tell a reader at a glance what an id points at. */
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;
 }
 
-const ID_PATTERN = /^(ast|run|stp|job|rnd)_[0-9A-HJKMNP-TV-Z]{26}$/;
+const ID_PATTERN = /^(ast|run|stp|job|upl|key|req)_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export function isId(value: string, prefix?: IdPrefix): boolean {
   if (!ID_PATTERN.test(value)) return false;

@@ -21,7 +21,7 @@ export interface RunnerOptions {
   pipelines: Record<MediaType, PipelineDefinition>;
   limits: ImageLimits;
   stepTimeoutMs: number;
-  /** Parent of the per-attempt scratch directories. */
+  /** This process's scratch folder; each run attempt works in a subfolder that it removes. */
   scratchRoot: string;
   now?: () => Date;
 }
@@ -54,9 +54,11 @@ class StepTimeoutError extends Error {
  */
 export class PipelineRunner {
   private readonly now: () => Date;
+  readonly scratchRoot: string;
 
   constructor(private readonly options: RunnerOptions) {
     this.now = options.now ?? (() => new Date());
+    this.scratchRoot = options.scratchRoot;
   }
 
   async execute(runId: string, attempt: RunAttempt): Promise<RunOutcome> {

@@ -79,7 +79,7 @@ export class AssetService {
       );
     }
     const assetId = newId('ast');
-    const key = originalKey(assetId, 1);
+    const key = originalKey(newId('upl'));
     const hasher = new HashingStream();
     stream.on('error', (err) => hasher.destroy(err));
     const stored = await this.options.blobs.put(key, stream.pipe(hasher), {

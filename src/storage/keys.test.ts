@@ -31,8 +31,8 @@ describe('keyProblem', () => {
 
 describe('derived keys', () => {
   it('never contain user input and always pass validation', () => {
-    const keys = [originalKey('ast_01ABC', 3), stepOutputKey('ast_01ABC', 3, 'thumbnail', 'thumbnail')];
-    expect(keys).toEqual(['originals/ast_01ABC/v3/original', 'derived/ast_01ABC/v3/thumbnail/thumbnail']);
+    const keys = [originalKey('upl_01ABC'), stepOutputKey('ast_01ABC', 3, 'thumbnail', 'thumbnail')];
+    expect(keys).toEqual(['originals/upl_01ABC', 'derived/ast_01ABC/v3/thumbnail/thumbnail']);
     for (const key of keys) expect(keyProblem(key)).toBeUndefined();
   });
 });

@@ -33,8 +33,13 @@ export function assertValidPrefix(prefix: string): void {
 // Object keys are derived from ids only (never from user-supplied names), so a filename such as
 // "../../etc/passwd" can never reach the store's namespace.
 
-export function originalKey(assetId: string, version: number): string {
-  return `originals/${assetId}/v${version}/original`;
+/**
+ * Where the bytes of one upload live. Named after the upload, not the asset version: the version
+ * number is only known when the upload is registered (several uploads of one media id may race),
+ * and a multipart upload must know its key when it starts.
+ */
+export function originalKey(uploadId: string): string {
+  return `originals/${uploadId}`;
 }
 
 /** Where a pipeline step writes its outputs: a retry overwrites, never duplicates. */
@@ -42,6 +47,7 @@ export function stepOutputKey(assetId: string, version: number, step: string, na
   return `derived/${assetId}/v${version}/${step}/${name}`;
 }
 
-export function assetPrefix(assetId: string): string[] {
-  return [`originals/${assetId}/`, `derived/${assetId}/`];
+/** Everything the pipeline made for an asset (originals are found through its versions). */
+export function derivedPrefix(assetId: string): string {
+  return `derived/${assetId}/`;
 }

@@ -1,9 +1,6 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 
-// NOTE: reconstructed by the e2e session after it accidentally overwrote this file; the API
-// (makeJpeg, makeTruncatedJpeg, makePngBomb) follows its callers in test/medium and test/e2e.
-
 /** A small deterministic pseudo-random generator (mulberry32), so that a seed gives the same image. */
 function random(seed: number): () => number {
   let a = seed >>> 0;
