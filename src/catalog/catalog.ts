@@ -1,3 +1,4 @@
+import type { ApiKey } from '../domain/api-key.js';
 import type {
   Asset,
   AssetFacts,
@@ -10,6 +11,8 @@ import type {
   StepRecord,
   StepStatus,
 } from '../domain/asset.js';
+import type { Project } from '../domain/project.js';
+import type { UploadSession } from '../domain/upload.js';
 
 export interface NewAsset {
   id: string;
@@ -22,6 +25,34 @@ export interface NewAsset {
   originalKey: string;
   /** ISO timestamp; the adapter uses it as given so callers (and tests) control the clock. */
   uploadedAt: string;
+  mediaId?: string | null | undefined;
+  tags?: string[] | undefined;
+  duplicateOf?: string | null | undefined;
+}
+
+/** The bytes of a new version of an existing asset. */
+export interface NewVersion {
+  assetId: string;
+  filename: string;
+  type: MediaType;
+  mimeType: string;
+  size: number;
+  sha256: string;
+  originalKey: string;
+  createdAt: string;
+  duplicateOf?: string | null | undefined;
+}
+
+export interface AssetPatch {
+  tags?: string[] | undefined;
+  filename?: string | undefined;
+}
+
+export interface ProjectPatch {
+  name?: string | undefined;
+  visibility?: Project['visibility'] | undefined;
+  duplicatePolicy?: Project['duplicatePolicy'] | undefined;
+  limits?: Partial<Project['limits']> | undefined;
 }
 
 export interface AssetFilter {
@@ -32,6 +63,14 @@ export interface AssetFilter {
   limit: number;
   /** Return assets strictly older than this id (ids sort by creation time). */
   beforeId?: string | undefined;
+  mediaId?: string | undefined;
+  /**
+   * Full-text search over filename, tags and metadata: every word must match (as a prefix),
+   * case-insensitively. SQLite: FTS5; PostgreSQL: full-text search.
+   */
+  q?: string | undefined;
+  /** Only deleted assets (in their grace period) instead of live ones. @default false */
+  deleted?: boolean | undefined;
 }
 
 export interface AssetPage {
@@ -77,6 +116,35 @@ export interface Catalog {
   ping(): Promise<void>;
 
   createAssetWithRun(asset: NewAsset, runId: string): Promise<{ asset: Asset; run: Run }>;
+  /**
+   * Adds version N+1 (N = the highest so far) with a queued run, in one transaction, and makes it
+   * current: the asset mirrors its file fields, becomes `processing`, its facts are cleared.
+   * Throws `AppError('ASSET_NOT_FOUND')` for an unknown or deleted asset.
+   */
+  createVersionWithRun(version: NewVersion, runId: string): Promise<{ asset: Asset; run: Run }>;
+  /** Oldest first, each with the outcome of its latest run. */
+  listVersions(assetId: string): Promise<AssetVersion[]>;
+  /**
+   * Makes an earlier (or the latest) version current again: the asset mirrors that version's file
+   * fields, status, error and facts. Throws `AppError('NOT_FOUND')` for an unknown version.
+   */
+  setCurrentVersion(assetId: string, version: number, at: string): Promise<Asset>;
+  /** Reprocess: a new queued run for the current version; the asset becomes `processing`. */
+  createRun(assetId: string, runId: string, at: string): Promise<Run>;
+  /** Live (not deleted) asset with this media id in the project. */
+  findAssetByMediaId(projectId: string, mediaId: string): Promise<Asset | undefined>;
+  /** Live assets of the project whose current version has these bytes, oldest first. */
+  findAssetsBySha256(projectId: string, sha256: string): Promise<Asset[]>;
+  updateAsset(id: string, patch: AssetPatch, at: string): Promise<Asset | undefined>;
+  /** Hides the asset (it can be restored until purged). Returns false if unknown or already deleted. */
+  softDeleteAsset(id: string, at: string): Promise<boolean>;
+  restoreAsset(id: string, at: string): Promise<boolean>;
+  /** Deleted assets whose `deletedAt` is before `at`: ready to purge. */
+  listAssetsDeletedBefore(at: string, limit: number): Promise<Asset[]>;
+  /** Removes every row of the asset; returns the blob keys of all its versions and renditions. */
+  purgeAsset(id: string): Promise<{ keys: string[] }>;
+
+  /** Includes deleted assets (check `deletedAt`). */
   getAsset(id: string): Promise<Asset | undefined>;
   listAssets(filter: AssetFilter): Promise<AssetPage>;
   getVersion(assetId: string, version: number): Promise<AssetVersion | undefined>;
@@ -105,11 +173,43 @@ export interface Catalog {
   putRendition(rendition: NewRendition): Promise<void>;
   listRenditions(assetId: string, version: number): Promise<Rendition[]>;
 
-  /** Run succeeded: asset becomes `ready` with `facts`, atomically. */
+  /**
+   * Run succeeded: the run's version records `ready` with `facts`; if it is the current version,
+   * the asset too, atomically.
+   */
   publishRun(runId: string, facts: AssetFacts, at: string): Promise<void>;
-  /** Run failed for good: asset becomes `failed` with `reason`, atomically. */
+  /** Run failed for good: its version, and the asset if current, become `failed` with `reason`. */
   failRun(runId: string, reason: string, at: string): Promise<void>;
 
   /** Asset counts per status, for metrics and admin stats. */
   countAssetsByStatus(): Promise<Record<AssetStatus, number>>;
+
+  /** Throws `AppError('PROJECT_EXISTS')` when the id is taken. The migration creates `default`. */
+  createProject(project: Project): Promise<Project>;
+  getProject(id: string): Promise<Project | undefined>;
+  listProjects(): Promise<Project[]>;
+  updateProject(id: string, patch: ProjectPatch, at: string): Promise<Project | undefined>;
+  /** Assets (deleted ones in their grace period included) and the bytes of all their versions. */
+  projectUsage(projectId: string): Promise<{ assets: number; bytes: number }>;
+
+  createApiKey(key: ApiKey): Promise<void>;
+  getApiKeyByPrefix(prefix: string): Promise<ApiKey | undefined>;
+  listApiKeys(): Promise<ApiKey[]>;
+  /** Returns false for an unknown or already revoked key. */
+  revokeApiKey(id: string, at: string): Promise<boolean>;
+  /** Records use (best-effort; callers may not await it). */
+  touchApiKey(id: string, at: string): Promise<void>;
+
+  createUpload(upload: UploadSession): Promise<void>;
+  getUpload(id: string): Promise<UploadSession | undefined>;
+  /** Moves an `open` upload to `completing`; true for exactly one caller. */
+  claimUploadCompletion(id: string): Promise<boolean>;
+  /** `completing` -> `completed` with the resulting asset. */
+  finishUpload(id: string, assetId: string): Promise<void>;
+  /** `completing` -> `open` again (the completion failed in a way the client may retry). */
+  reopenUpload(id: string): Promise<void>;
+  /** Any state but `completed` -> `aborted`. Returns false if unknown or completed. */
+  abortUpload(id: string): Promise<boolean>;
+  /** `open` uploads whose `expiresAt` is before `at`. */
+  listExpiredUploads(at: string, limit: number): Promise<UploadSession[]>;
 }

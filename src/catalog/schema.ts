@@ -1,5 +1,7 @@
 import type { ColumnType, Insertable, Selectable } from 'kysely';
 import type { AssetStatus, MediaType, RunStatus, StepStatus } from '../domain/asset.js';
+import type { DuplicatePolicy, Visibility } from '../domain/project.js';
+import type { UploadProtocol, UploadState } from '../domain/upload.js';
 
 /**
  * The catalog's tables as Kysely sees them. Both dialects store the same shapes:
@@ -13,6 +15,8 @@ import type { AssetStatus, MediaType, RunStatus, StepStatus } from '../domain/as
  * number. Written as a number; read through `toNumber` in the adapter.
  */
 export type BigIntColumn = ColumnType<number | string, number, number>;
+/** A nullable PostgreSQL `bigint` (see `BigIntColumn`). */
+export type NullableBigIntColumn = ColumnType<number | string | null, number | null, number | null>;
 
 export interface AssetsTable {
   id: string;
@@ -35,6 +39,13 @@ export interface AssetsTable {
   uploaded_at: string;
   processed_at: string | null;
   updated_at: string;
+  /** Unique per project among live (not deleted) assets; a partial unique index enforces it. */
+  media_id: string | null;
+  /** JSON array of strings as text; `'[]'` when empty. */
+  tags: string;
+  duplicate_of: string | null;
+  /** Set while the asset is soft-deleted. */
+  deleted_at: string | null;
 }
 
 export interface AssetVersionsTable {
@@ -46,6 +57,20 @@ export interface AssetVersionsTable {
   size: BigIntColumn;
   sha256: string;
   created_at: string;
+  type: MediaType;
+  /** Outcome of this version's latest run; the asset mirrors it while this version is current. */
+  status: AssetStatus;
+  error: string | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  blurhash: string | null;
+  duration_sec: number | null;
+  /** JSON object as text; `'{}'` when empty. */
+  extra: string;
+  processed_at: string | null;
+  /** What the asset's `duplicate_of` was when this version was uploaded (restored with the version). */
+  duplicate_of: string | null;
 }
 
 export interface RunsTable {
@@ -87,12 +112,72 @@ export interface RenditionsTable {
   created_at: string;
 }
 
+/**
+ * The full-text search document of each asset: normalised words (see `searchDocument` in
+ * kysely-catalog.ts) of its filename, tags and metadata, separated by single spaces. SQLite indexes it
+ * with the FTS5 table `assets_fts` (external content, kept in sync by triggers on this table);
+ * PostgreSQL with a GIN index on `array_to_tsvector(string_to_array(words, ' '))`.
+ */
+export interface AssetSearchTable {
+  asset_id: string;
+  words: string;
+}
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  visibility: Visibility;
+  duplicate_policy: DuplicatePolicy;
+  max_upload_bytes: NullableBigIntColumn;
+  max_total_bytes: NullableBigIntColumn;
+  max_video_duration_sec: number | null;
+  /** JSON array of media types as text, or null for "all types". */
+  allowed_types: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  /** JSON array of scopes as text. */
+  scopes: string;
+  project_id: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface UploadsTable {
+  id: string;
+  protocol: UploadProtocol;
+  project_id: string;
+  media_id: string | null;
+  filename: string;
+  declared_type: string | null;
+  size: NullableBigIntColumn;
+  key: string;
+  store_upload_id: string | null;
+  checksum: string | null;
+  state: UploadState;
+  asset_id: string | null;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   assets: AssetsTable;
   asset_versions: AssetVersionsTable;
   runs: RunsTable;
   steps: StepsTable;
   renditions: RenditionsTable;
+  asset_search: AssetSearchTable;
+  projects: ProjectsTable;
+  api_keys: ApiKeysTable;
+  uploads: UploadsTable;
 }
 
 export type AssetRow = Selectable<AssetsTable>;
@@ -103,3 +188,6 @@ export type RunRow = Selectable<RunsTable>;
 export type NewRunRow = Insertable<RunsTable>;
 export type StepRow = Selectable<StepsTable>;
 export type RenditionRow = Selectable<RenditionsTable>;
+export type ProjectRow = Selectable<ProjectsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type UploadRow = Selectable<UploadsTable>;

@@ -40,6 +40,13 @@ export interface Asset {
   uploadedAt: string;
   processedAt: string | null;
   extra: Record<string, unknown>;
+  /** The client's stable id of this media within its project (versions share it), if given. */
+  mediaId: string | null;
+  tags: string[];
+  /** When the current version's bytes equal another asset's in the project (duplicate policy `link`). */
+  duplicateOf: string | null;
+  /** Set while the asset is deleted but can still be restored (grace period). */
+  deletedAt: string | null;
 }
 
 export interface AssetVersion {
@@ -47,10 +54,21 @@ export interface AssetVersion {
   version: number;
   originalKey: string;
   filename: string;
+  type: MediaType;
   mimeType: string;
   size: number;
   sha256: string;
   createdAt: string;
+  /** Outcome of this version's latest run; the asset record mirrors the current version's. */
+  status: AssetStatus;
+  error: string | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  blurhash: string | null;
+  durationSec: number | null;
+  extra: Record<string, unknown>;
+  processedAt: string | null;
 }
 
 export interface Rendition {

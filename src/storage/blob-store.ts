@@ -26,6 +26,14 @@ export interface PutOptions {
   maxBytes?: number | undefined;
 }
 
+export interface UploadedPart {
+  /** 1..10000, as in S3. */
+  partNumber: number;
+  /** Opaque validator of the part's bytes; `completeMultipart` must be given it back. */
+  etag: string;
+  size: number;
+}
+
 /**
  * The blob-store port: every byte assetpipe keeps lives behind it.
  *
@@ -37,7 +45,13 @@ export interface PutOptions {
  * - `get` of a missing key throws `AppError('BLOB_NOT_FOUND')`; a range past the end throws
  *   `AppError('RANGE_NOT_SATISFIABLE')`;
  * - `delete` of a missing key is not an error;
- * - `list(prefix)` yields every object whose key starts with `prefix`, in key order.
+ * - `list(prefix)` yields every object whose key starts with `prefix`, in key order;
+ * - multipart: parts (1..10000) may arrive in any order and in parallel, re-sending a part
+ *   replaces it, nothing is visible at `key` until `completeMultipart`, which joins the listed
+ *   parts in part-number order atomically and removes them; an unknown or finished upload id gives
+ *   `AppError('UPLOAD_NOT_FOUND')`, a listed part that is missing or whose etag differs gives
+ *   `AppError('VALIDATION_FAILED')`; `abortMultipart` removes every part and is idempotent.
+ *   (S3 also requires every part but the last to be at least 5 MiB; clients should assume it.)
  */
 export interface BlobStore {
   /** Stores the whole body under `key`, replacing any previous object. */
@@ -48,6 +62,30 @@ export interface BlobStore {
   head(key: string): Promise<BlobInfo | undefined>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
+
+  /** Starts a multipart upload that will become the object at `key`; returns its upload id. */
+  createMultipart(key: string, options?: { contentType?: string | undefined }): Promise<string>;
+  putPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable | Uint8Array,
+    options?: { maxBytes?: number | undefined },
+  ): Promise<UploadedPart>;
+  /** The parts received so far, by part number. */
+  listParts(key: string, uploadId: string): Promise<UploadedPart[]>;
+  completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: ReadonlyArray<{ partNumber: number; etag: string }>,
+  ): Promise<BlobInfo>;
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+  /**
+   * A URL a client can `PUT` one part to directly, valid for `expiresInSec`. Only stores that can
+   * sign their own URLs (S3) implement it; otherwise assetpipe hands out HMAC-signed URLs to itself.
+   */
+  presignPart?(key: string, uploadId: string, partNumber: number, expiresInSec: number): Promise<string>;
+
   /** Releases resources (connections, timers). */
   close(): Promise<void>;
 }

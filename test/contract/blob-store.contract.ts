@@ -1,7 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlobInfo, BlobStore } from '../../src/storage/blob-store.js';
+import type { BlobInfo, BlobStore, UploadedPart } from '../../src/storage/blob-store.js';
+
+/** A part as `completeMultipart` takes it. */
+type Listed = { partNumber: number; etag: string };
 
 /**
  * The `BlobStore` port contract, runnable against any adapter. It talks to the store only through
@@ -541,6 +544,422 @@ export function blobStoreContract(
         for (const [i, key] of keys.entries()) {
           expect(sha256(await readAll(await store.get(key)))).toBe(sha256(patterned(i, 50_000)));
         }
+      });
+    });
+
+    describe('multipart', () => {
+      // S3 refuses to join a part under 5 MiB unless it is the last one, so every part but the last
+      // is full-sized wherever an upload is completed: these tests must pass against a bucket too.
+      const FULL = 5 * 1024 * 1024;
+      /** A full-sized part whose bytes all equal `fill`, so parts joined in the wrong order show up. */
+      const full = (fill: number): Buffer => Buffer.alloc(FULL, fill);
+      const listOf = (parts: readonly UploadedPart[]) =>
+        [...parts]
+          .sort((a, b) => a.partNumber - b.partNumber)
+          .map(({ partNumber, etag }) => ({ partNumber, etag }));
+      /** An upload id no store handed out. */
+      const unknownId = (): string => `no-such-upload-${randomUUID()}`;
+
+      it('joins parts sent out of order and in parallel, in part-number order', async () => {
+        const key = k('mp/joined.bin');
+        const bodies = [full(1), full(2), full(3), Buffer.from('and a short last part')];
+        const uploadId = await store.createMultipart(key, { contentType: 'video/mp4' });
+        expect(typeof uploadId).toBe('string');
+        expect(uploadId.length).toBeGreaterThan(0);
+
+        // Last part first, and every part at once as interleaving streams.
+        const order = [3, 0, 2, 1];
+        const uploaded = await Promise.all(
+          order.map((i) =>
+            store.putPart(key, uploadId, i + 1, Readable.from(slowChunks(bodies[i]!, 512 * 1024))),
+          ),
+        );
+        for (const [j, i] of order.entries()) {
+          expect(uploaded[j]).toMatchObject({ partNumber: i + 1, size: bodies[i]!.length });
+          expect(typeof uploaded[j]?.etag).toBe('string');
+        }
+        const info = await store.completeMultipart(key, uploadId, listOf(uploaded));
+
+        const expected = Buffer.concat(bodies);
+        expect(info).toMatchObject({ key, size: expected.length, contentType: 'video/mp4' });
+        const stored = await readAll(await store.get(key));
+        expect(stored.length).toBe(expected.length);
+        expect(sha256(stored)).toBe(sha256(expected));
+        expect(await store.head(key)).toMatchObject({
+          size: expected.length,
+          etag: info.etag,
+          contentType: 'video/mp4',
+        });
+        expect((await collect(store.list(ns))).map((b) => b.key)).toEqual([key]);
+      });
+
+      it('completes an upload of a single small part, given as a Uint8Array', async () => {
+        const key = k('mp/single');
+        const bytes = new Uint8Array([9, 8, 7, 0, 255]);
+        const uploadId = await store.createMultipart(key);
+        const part = await store.putPart(key, uploadId, 1, bytes);
+        const info = await store.completeMultipart(key, uploadId, [part]);
+
+        expect(info.size).toBe(5);
+        expect([...(await readAll(await store.get(key)))]).toEqual([...bytes]);
+      });
+
+      it('a re-sent part replaces the earlier one', async () => {
+        const key = k('mp/resent');
+        const uploadId = await store.createMultipart(key);
+        const firstOne = await store.putPart(key, uploadId, 1, full(1));
+        const firstTwo = await store.putPart(key, uploadId, 2, Buffer.from('old tail'));
+        const secondOne = await store.putPart(key, uploadId, 1, Readable.from([full(7)]));
+        const secondTwo = await store.putPart(key, uploadId, 2, Buffer.from('the new, longer tail'));
+
+        expect(secondOne.etag).not.toBe(firstOne.etag);
+        expect(secondTwo.etag).not.toBe(firstTwo.etag);
+        expect(await store.listParts(key, uploadId)).toEqual([
+          { partNumber: 1, etag: secondOne.etag, size: FULL },
+          { partNumber: 2, etag: secondTwo.etag, size: 20 },
+        ]);
+        expect(
+          await errorOf(() => store.completeMultipart(key, uploadId, [firstOne, secondTwo])),
+        ).toMatchObject({ code: 'VALIDATION_FAILED' });
+
+        await store.completeMultipart(key, uploadId, [secondOne, secondTwo]);
+        const expected = Buffer.concat([full(7), Buffer.from('the new, longer tail')]);
+        expect(sha256(await readAll(await store.get(key)))).toBe(sha256(expected));
+      });
+
+      it('lists the parts received so far by part number, with the etag and size putPart returned', async () => {
+        const key = k('mp/listed');
+        const uploadId = await store.createMultipart(key);
+        expect(await store.listParts(key, uploadId)).toEqual([]);
+
+        const three = await store.putPart(key, uploadId, 3, Buffer.from('three'));
+        const one = await store.putPart(
+          key,
+          uploadId,
+          1,
+          Readable.from([Buffer.from('one'), Buffer.from('!')]),
+        );
+        const ten = await store.putPart(key, uploadId, 10, Buffer.alloc(1000, 10));
+
+        expect(await store.listParts(key, uploadId)).toEqual([
+          { partNumber: 1, etag: one.etag, size: 4 },
+          { partNumber: 3, etag: three.etag, size: 5 },
+          { partNumber: 10, etag: ten.etag, size: 1000 },
+        ]);
+        expect(new Set([one.etag, three.etag, ten.etag]).size).toBe(3);
+        await store.abortMultipart(key, uploadId);
+      });
+
+      it('shows nothing at the key until complete, and keeps an older object there until then', async () => {
+        const key = k('mp/pending');
+        await store.put(k('mp/fresh'), Buffer.from('unrelated'));
+        const old = await store.put(key, Buffer.from('the old object'), { contentType: 'text/plain' });
+        const uploadId = await store.createMultipart(key, { contentType: 'application/x-new' });
+        const part = await store.putPart(key, uploadId, 1, Buffer.from('the new object'));
+
+        expect(await store.head(key)).toMatchObject({ etag: old.etag, contentType: 'text/plain' });
+        expect((await readAll(await store.get(key))).toString()).toBe('the old object');
+        expect((await collect(store.list(k('mp/')))).map((b) => [b.key, b.etag])).toEqual([
+          [k('mp/fresh'), expect.any(String)],
+          [key, old.etag],
+        ]);
+
+        const fresh = k('mp/never-put');
+        const other = await store.createMultipart(fresh);
+        await store.putPart(fresh, other, 1, Buffer.from('not yet'));
+        expect(await store.head(fresh)).toBeUndefined();
+        expect(await errorOf(() => store.get(fresh))).toMatchObject({ code: 'BLOB_NOT_FOUND' });
+
+        const info = await store.completeMultipart(key, uploadId, [part]);
+        expect(info.etag).not.toBe(old.etag);
+        expect((await readAll(await store.get(key))).toString()).toBe('the new object');
+        expect(await store.head(key)).toMatchObject({ etag: info.etag, contentType: 'application/x-new' });
+        await store.abortMultipart(fresh, other);
+      });
+
+      it('rejects a missing part or a wrong etag with VALIDATION_FAILED naming the part, and stays completable', async () => {
+        const key = k('mp/checked');
+        const uploadId = await store.createMultipart(key);
+        const one = await store.putPart(key, uploadId, 1, full(1));
+        const two = await store.putPart(key, uploadId, 2, Buffer.from('tail'));
+
+        const missing = await errorOf(() =>
+          store.completeMultipart(key, uploadId, [one, two, { partNumber: 3, etag: two.etag }]),
+        );
+        expect(missing).toMatchObject({ code: 'VALIDATION_FAILED' });
+        expect((missing as Error).message).toMatch(/\b3\b/);
+
+        const swapped = await errorOf(() =>
+          store.completeMultipart(key, uploadId, [one, { partNumber: 2, etag: one.etag }]),
+        );
+        expect(swapped).toMatchObject({ code: 'VALIDATION_FAILED' });
+        expect((swapped as Error).message).toMatch(/\b2\b/);
+
+        const made = await errorOf(() =>
+          store.completeMultipart(key, uploadId, [{ partNumber: 1, etag: '"0123456789abcdef"' }, two]),
+        );
+        expect(made).toMatchObject({ code: 'VALIDATION_FAILED' });
+        expect((made as Error).message).toMatch(/\b1\b/);
+
+        expect(await store.head(key)).toBeUndefined();
+        expect(await store.listParts(key, uploadId)).toEqual([one, two]);
+        const info = await store.completeMultipart(key, uploadId, [one, two]);
+        expect(info.size).toBe(FULL + 4);
+        expect(sha256(await readAll(await store.get(key)))).toBe(
+          sha256(Buffer.concat([full(1), Buffer.from('tail')])),
+        );
+      });
+
+      it.each([
+        ['out of order', (a: Listed, b: Listed) => [b, a]],
+        ['listed twice', (a: Listed, b: Listed) => [a, a, b]],
+        ['empty', () => []],
+        ['with part 0', (a: Listed, b: Listed) => [{ ...a, partNumber: 0 }, b]],
+        ['with part 10001', (a: Listed, b: Listed) => [a, { ...b, partNumber: 10_001 }]],
+        ['with a fractional part', (a: Listed, b: Listed) => [a, { ...b, partNumber: 1.5 }]],
+        ['with an empty etag', (a: Listed, b: Listed) => [a, { ...b, etag: '' }]],
+      ])('rejects a part list %s with VALIDATION_FAILED, and stays completable', async (_label, make) => {
+        const key = k('mp/ordered');
+        const uploadId = await store.createMultipart(key);
+        const one = await store.putPart(key, uploadId, 1, full(1));
+        const two = await store.putPart(key, uploadId, 2, Buffer.from('tail'));
+        const bad = make({ partNumber: 1, etag: one.etag }, { partNumber: 2, etag: two.etag });
+
+        expect(await errorOf(() => store.completeMultipart(key, uploadId, bad))).toMatchObject({
+          code: 'VALIDATION_FAILED',
+        });
+        expect(await store.head(key)).toBeUndefined();
+        expect((await store.completeMultipart(key, uploadId, [one, two])).size).toBe(FULL + 4);
+      });
+
+      it("answers UPLOAD_NOT_FOUND for an unknown upload id, or another key's upload", async () => {
+        const key = k('mp/unknown');
+        const id = unknownId();
+        const part = Buffer.from('x');
+
+        expect(await errorOf(() => store.putPart(key, id, 1, part))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.putPart(key, id, 1, Readable.from([part])))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.listParts(key, id))).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+        expect(
+          await errorOf(() => store.completeMultipart(key, id, [{ partNumber: 1, etag: '"abc"' }])),
+        ).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+        await expect(store.abortMultipart(key, id)).resolves.toBeUndefined();
+
+        const theirs = await store.createMultipart(k('mp/theirs'));
+        const theirPart = await store.putPart(k('mp/theirs'), theirs, 1, part);
+        expect(await errorOf(() => store.putPart(key, theirs, 1, part))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.listParts(key, theirs))).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+        expect(await errorOf(() => store.completeMultipart(key, theirs, [theirPart]))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await store.head(key)).toBeUndefined();
+        expect(await store.listParts(k('mp/theirs'), theirs)).toEqual([theirPart]);
+        await store.abortMultipart(k('mp/theirs'), theirs);
+      });
+
+      it('finishes the upload on complete: a second complete, listParts and putPart give UPLOAD_NOT_FOUND', async () => {
+        const key = k('mp/twice');
+        const uploadId = await store.createMultipart(key);
+        const part = await store.putPart(key, uploadId, 1, Buffer.from('once'));
+        const info = await store.completeMultipart(key, uploadId, [part]);
+
+        expect(await errorOf(() => store.completeMultipart(key, uploadId, [part]))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.listParts(key, uploadId))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.putPart(key, uploadId, 2, Buffer.from('late')))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        await expect(store.abortMultipart(key, uploadId)).resolves.toBeUndefined();
+        expect(await store.head(key)).toMatchObject({ size: 4, etag: info.etag });
+        expect((await readAll(await store.get(key))).toString()).toBe('once');
+      });
+
+      it.each([2, 4])('of %i concurrent completes of one upload, exactly one succeeds', async (callers) => {
+        for (let round = 0; round < 3; round++) {
+          const key = k(`mp/race-${round}`);
+          const bytes = patterned(round, 200_000 + round);
+          const uploadId = await store.createMultipart(key);
+          const part = await store.putPart(key, uploadId, 1, bytes);
+
+          const outcomes = await Promise.allSettled(
+            Array.from({ length: callers }, () => store.completeMultipart(key, uploadId, [part])),
+          );
+          const won = outcomes.filter((o) => o.status === 'fulfilled');
+          const lost = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
+          expect(won).toHaveLength(1);
+          expect(lost).toHaveLength(callers - 1);
+          for (const reason of lost) expect(reason).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+          expect(sha256(await readAll(await store.get(key)))).toBe(sha256(bytes));
+          expect(await errorOf(() => store.listParts(key, uploadId))).toMatchObject({
+            code: 'UPLOAD_NOT_FOUND',
+          });
+        }
+      });
+
+      it('abort removes every part, is idempotent, and leaves the object at the key alone', async () => {
+        const key = k('mp/aborted');
+        await store.put(key, Buffer.from('already here'));
+        const uploadId = await store.createMultipart(key);
+        const one = await store.putPart(key, uploadId, 1, Buffer.alloc(4096, 1));
+        await store.putPart(key, uploadId, 2, Buffer.from('two'));
+
+        await expect(store.abortMultipart(key, uploadId)).resolves.toBeUndefined();
+        expect(await errorOf(() => store.listParts(key, uploadId))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.completeMultipart(key, uploadId, [one]))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        expect(await errorOf(() => store.putPart(key, uploadId, 3, Buffer.from('late')))).toMatchObject({
+          code: 'UPLOAD_NOT_FOUND',
+        });
+        await expect(store.abortMultipart(key, uploadId)).resolves.toBeUndefined();
+        expect((await readAll(await store.get(key))).toString()).toBe('already here');
+        expect((await collect(store.list(ns))).map((b) => b.key)).toEqual([key]);
+      });
+
+      it('keeps uploads of one key apart: aborting one leaves the other completable', async () => {
+        const key = k('mp/shared');
+        const first = await store.createMultipart(key);
+        const second = await store.createMultipart(key);
+        expect(second).not.toBe(first);
+        await store.putPart(key, first, 1, Buffer.from('first upload'));
+        const mine = await store.putPart(key, second, 1, Buffer.from('second upload'));
+
+        await store.abortMultipart(key, first);
+        expect(await store.listParts(key, second)).toEqual([mine]);
+        await store.completeMultipart(key, second, [mine]);
+        expect((await readAll(await store.get(key))).toString()).toBe('second upload');
+      });
+
+      it.each([0, -1, 10_001, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+        'rejects part number %s with VALIDATION_FAILED',
+        async (partNumber) => {
+          const key = k('mp/numbers');
+          const uploadId = await store.createMultipart(key);
+
+          expect(
+            await errorOf(() => store.putPart(key, uploadId, partNumber, Buffer.from('x'))),
+          ).toMatchObject({
+            code: 'VALIDATION_FAILED',
+          });
+          expect(
+            await errorOf(() => store.putPart(key, uploadId, partNumber, Readable.from([Buffer.from('x')]))),
+          ).toMatchObject({ code: 'VALIDATION_FAILED' });
+          expect(await store.listParts(key, uploadId)).toEqual([]);
+          await store.abortMultipart(key, uploadId);
+        },
+      );
+
+      it('accepts part numbers 1 and 10000', async () => {
+        const key = k('mp/edges');
+        const uploadId = await store.createMultipart(key);
+        const first = await store.putPart(key, uploadId, 1, Buffer.from('first'));
+        const last = await store.putPart(key, uploadId, 10_000, Buffer.from('last'));
+
+        expect((await store.listParts(key, uploadId)).map((p) => p.partNumber)).toEqual([1, 10_000]);
+        expect(first.partNumber).toBe(1);
+        expect(last.partNumber).toBe(10_000);
+        await store.abortMultipart(key, uploadId);
+      });
+
+      it('enforces maxBytes on a part, keeping the part that was there', async () => {
+        const key = k('mp/limited');
+        const uploadId = await store.createMultipart(key);
+        const kept = await store.putPart(key, uploadId, 1, Buffer.alloc(10, 1), { maxBytes: 10 });
+        const exact = await store.putPart(
+          key,
+          uploadId,
+          2,
+          Readable.from([Buffer.alloc(6), Buffer.alloc(4)]),
+          {
+            maxBytes: 10,
+          },
+        );
+        expect(exact.size).toBe(10);
+
+        const body = Readable.from([Buffer.alloc(6, 2), Buffer.alloc(6, 3)]);
+        expect(await errorOf(() => store.putPart(key, uploadId, 1, body, { maxBytes: 10 }))).toMatchObject({
+          code: 'UPLOAD_TOO_LARGE',
+        });
+        expect(body.destroyed).toBe(true);
+        expect(
+          await errorOf(() => store.putPart(key, uploadId, 3, Buffer.alloc(11), { maxBytes: 10 })),
+        ).toMatchObject({ code: 'UPLOAD_TOO_LARGE' });
+
+        expect(await store.listParts(key, uploadId)).toEqual([kept, exact]);
+        await store.abortMultipart(key, uploadId);
+      });
+
+      it('a part body that errors midway rejects with that error and leaves the earlier part', async () => {
+        const key = k('mp/broken');
+        const uploadId = await store.createMultipart(key);
+        const kept = await store.putPart(key, uploadId, 1, Buffer.from('good part'));
+        const boom = new Error('part body failed');
+
+        expect(await errorOf(() => store.putPart(key, uploadId, 1, failingBody(boom, 2)))).toBe(boom);
+        expect(await errorOf(() => store.putPart(key, uploadId, 2, failingBody(boom, 1)))).toBe(boom);
+        expect(await store.listParts(key, uploadId)).toEqual([kept]);
+        await store.abortMultipart(key, uploadId);
+      });
+
+      it('rejects invalid keys with KEY_INVALID', async () => {
+        for (const key of ['', '../x', 'a//b', '/abs']) {
+          expect(await errorOf(() => store.createMultipart(key))).toMatchObject({ code: 'KEY_INVALID' });
+          expect(await errorOf(() => store.putPart(key, unknownId(), 1, Buffer.from('x')))).toMatchObject({
+            code: 'KEY_INVALID',
+          });
+          expect(await errorOf(() => store.listParts(key, unknownId()))).toMatchObject({
+            code: 'KEY_INVALID',
+          });
+          expect(
+            await errorOf(() => store.completeMultipart(key, unknownId(), [{ partNumber: 1, etag: '"x"' }])),
+          ).toMatchObject({ code: 'KEY_INVALID' });
+          expect(await errorOf(() => store.abortMultipart(key, unknownId()))).toMatchObject({
+            code: 'KEY_INVALID',
+          });
+        }
+      });
+
+      it('joins a multi-megabyte object whose ranges read back across part boundaries', async () => {
+        const key = k('mp/big/video.bin');
+        const bodies = [patterned(11, FULL), patterned(12, FULL), patterned(13, FULL), patterned(14, 12_345)];
+        const whole = Buffer.concat(bodies);
+        const uploadId = await store.createMultipart(key, { contentType: 'application/octet-stream' });
+        const uploaded = await Promise.all(
+          bodies.map((bytes, i) =>
+            store.putPart(key, uploadId, i + 1, Readable.from(slowChunks(bytes, 1024 * 1024))),
+          ),
+        );
+        const info = await store.completeMultipart(key, uploadId, listOf(uploaded));
+
+        expect(info.size).toBe(whole.length);
+        expect((await store.head(key))?.size).toBe(whole.length);
+        expect(sha256(await readAll(await store.get(key)))).toBe(sha256(whole));
+        const ranges: Array<[number, number]> = [
+          [0, 0],
+          [FULL - 2, FULL + 1],
+          [2 * FULL - 1, 2 * FULL],
+          [3 * FULL - 100, 3 * FULL + 100],
+          [FULL - 5, 3 * FULL + 5],
+          [whole.length - 10, whole.length - 1],
+        ];
+        for (const [start, end] of ranges) {
+          const got = await readAll(await store.get(key, { start, end }));
+          expect(got.length).toBe(end - start + 1);
+          expect(got.equals(whole.subarray(start, end + 1))).toBe(true);
+        }
+        const tail = await readAll(await store.get(key, { start: 3 * FULL + 1 }));
+        expect(tail.equals(whole.subarray(3 * FULL + 1))).toBe(true);
       });
     });
   });

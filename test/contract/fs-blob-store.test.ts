@@ -249,6 +249,211 @@ describe('FsBlobStore on the filesystem', () => {
   });
 });
 
+describe('FsBlobStore multipart on the filesystem', () => {
+  let dir: string;
+  let root: string;
+  let cleanup: () => Promise<void>;
+  let store: FsBlobStore;
+
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir('assetpipe-fs-multipart-'));
+    root = join(dir, 'root');
+    store = new FsBlobStore({ root });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await cleanup();
+  });
+
+  it('leaves no parts, sidecars, claimed folders or temp files after complete and after abort', async () => {
+    const done = await store.createMultipart('mp/done');
+    const one = await store.putPart('mp/done', done, 1, Buffer.alloc(70_000, 1));
+    await store.putPart('mp/done', done, 2, Buffer.from('replaced'));
+    const two = await store.putPart('mp/done', done, 2, Readable.from([Buffer.from('tail')]));
+    await codeOf(() => store.putPart('mp/done', done, 3, Buffer.alloc(20), { maxBytes: 10 }));
+    const dropped = await store.createMultipart('mp/dropped');
+    await store.putPart('mp/dropped', dropped, 1, Buffer.alloc(1000, 5));
+    expect((await readdir(join(root, 'multipart'))).sort()).toEqual([done, dropped].sort());
+
+    await store.completeMultipart('mp/done', done, [one, two]);
+    await store.abortMultipart('mp/dropped', dropped);
+    // Late calls must not bring a folder back.
+    expect(await codeOf(() => store.putPart('mp/done', done, 4, Buffer.from('late')))).toBe(
+      'UPLOAD_NOT_FOUND',
+    );
+    expect(await codeOf(() => store.listParts('mp/dropped', dropped))).toBe('UPLOAD_NOT_FOUND');
+    await store.abortMultipart('mp/dropped', dropped);
+
+    expect(await readdir(join(root, 'multipart'))).toEqual([]);
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+    expect(await filesUnder(join(root, 'objects'))).toEqual(['mp/done']);
+    expect(await filesUnder(join(root, 'meta'))).toHaveLength(1);
+  });
+
+  it('keeps one data file and one sidecar per part; failed and replaced writes leave nothing', async () => {
+    const id = await store.createMultipart('mp/k', { contentType: 'text/plain' });
+    await store.putPart('mp/k', id, 1, Buffer.from('first try'));
+    await store.putPart('mp/k', id, 1, Buffer.from('second try'));
+    await codeOf(() =>
+      store.putPart('mp/k', id, 2, Readable.from([Buffer.alloc(50_000)]), { maxBytes: 1000 }),
+    );
+    await errorOf(() =>
+      store.putPart(
+        'mp/k',
+        id,
+        3,
+        Readable.from(
+          (async function* () {
+            yield Buffer.alloc(10_000);
+            throw new Error('gone');
+          })(),
+        ),
+      ),
+    );
+
+    const names = await readdir(join(root, 'multipart', id));
+    expect(names.sort()).toEqual(['1', expect.stringMatching(/^1\.\d+-10-\d+\.sha256$/), 'upload.json']);
+    expect(await readFile(join(root, 'multipart', id, '1'), 'utf8')).toBe('second try');
+    expect(JSON.parse(await readFile(join(root, 'multipart', id, 'upload.json'), 'utf8'))).toMatchObject({
+      key: 'mp/k',
+      contentType: 'text/plain',
+    });
+  });
+
+  it('hands out upload ids that are safe file names', async () => {
+    const ids = await Promise.all(Array.from({ length: 20 }, () => store.createMultipart('mp/ids')));
+
+    expect(new Set(ids).size).toBe(20);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{16,64}$/);
+  });
+
+  it('commits a multipart object like put: a plain file whose etag is the sha256 of all its bytes', async () => {
+    const id = await store.createMultipart('mp/plain', { contentType: 'application/x-joined' });
+    const one = await store.putPart('mp/plain', id, 1, Buffer.from('hello, '));
+    const two = await store.putPart('mp/plain', id, 2, Buffer.from('world'));
+    // Etags are accepted without their quotes too.
+    const info = await store.completeMultipart('mp/plain', id, [
+      one,
+      { partNumber: 2, etag: two.etag.replaceAll('"', '') },
+    ]);
+
+    expect(one.etag).toBe(`"${sha256(Buffer.from('hello, '))}"`);
+    expect(info.etag).toBe(`"${sha256(Buffer.from('hello, world'))}"`);
+    expect(await readFile(join(root, 'objects', 'mp', 'plain'), 'utf8')).toBe('hello, world');
+    expect(await store.head('mp/plain')).toMatchObject({
+      etag: info.etag,
+      contentType: 'application/x-joined',
+    });
+  });
+
+  it('rejects hostile upload ids without touching anything outside the multipart folder', async () => {
+    // A decoy upload outside root that a path-following store would find.
+    const decoy = join(dir, 'decoy');
+    await mkdir(decoy);
+    await writeFile(join(decoy, 'upload.json'), JSON.stringify({ key: 'mp/k', createdAt: 'x' }));
+    await writeFile(join(decoy, '1'), 'decoy part');
+    const real = await store.createMultipart('mp/k');
+    const part = await store.putPart('mp/k', real, 1, Buffer.from('real part'));
+    const hostile = [
+      '',
+      '.',
+      '..',
+      '../decoy',
+      '../../decoy',
+      `${real}/../${real}`,
+      `../multipart/${real}`,
+      `${real}/.`,
+      `${real}.completing-x`,
+      '/etc',
+      join(dir, 'decoy'),
+      'a\\..\\b',
+      'nul\u0000',
+      '%2e%2e',
+      'x'.repeat(65),
+      'ünï',
+      undefined as unknown as string,
+      42 as unknown as string,
+    ];
+
+    const codes = new Set<unknown>();
+    for (const id of hostile) {
+      codes.add(await codeOf(() => store.putPart('mp/k', id, 1, Buffer.from('hostile'))));
+      codes.add(await codeOf(() => store.putPart('mp/k', id, 2, Readable.from([Buffer.from('hostile')]))));
+      codes.add(await codeOf(() => store.listParts('mp/k', id)));
+      codes.add(
+        await codeOf(() => store.completeMultipart('mp/k', id, [{ partNumber: 1, etag: part.etag }])),
+      );
+      await expect(store.abortMultipart('mp/k', id)).resolves.toBeUndefined();
+    }
+
+    expect([...codes]).toEqual(['UPLOAD_NOT_FOUND']);
+    expect((await readdir(dir)).sort()).toEqual(['decoy', 'root']);
+    expect((await readdir(decoy)).sort()).toEqual(['1', 'upload.json']);
+    expect(await readFile(join(decoy, '1'), 'utf8')).toBe('decoy part');
+    expect(await readdir(join(root, 'multipart'))).toEqual([real]);
+    expect(await filesUnder(join(root, 'objects'))).toEqual([]);
+    expect(await store.listParts('mp/k', real)).toEqual([part]);
+  });
+
+  it('does not take a symlink planted in an upload folder for a part', async () => {
+    const secret = join(dir, 'secret.txt');
+    await writeFile(secret, 'top secret');
+    const id = await store.createMultipart('mp/link');
+    const one = await store.putPart('mp/link', id, 1, Buffer.from('real'));
+    await symlink(secret, join(root, 'multipart', id, '2'));
+
+    expect(await store.listParts('mp/link', id)).toEqual([one]);
+    expect(
+      await codeOf(() =>
+        store.completeMultipart('mp/link', id, [
+          one,
+          { partNumber: 2, etag: `"${sha256(Buffer.from('top secret'))}"` },
+        ]),
+      ),
+    ).toBe('VALIDATION_FAILED');
+    expect(await store.head('mp/link')).toBeUndefined();
+    expect(await readFile(secret, 'utf8')).toBe('top secret');
+  });
+
+  it('hands the upload back when the joined object cannot be committed', async () => {
+    await store.put('taken', Buffer.from('a file where a directory would go'));
+    const id = await store.createMultipart('taken/below');
+    const part = await store.putPart('taken/below', id, 1, Buffer.from('bytes'));
+
+    expect(await codeOf(() => store.completeMultipart('taken/below', id, [part]))).toBe('KEY_INVALID');
+    expect(await readdir(join(root, 'multipart'))).toEqual([id]);
+    expect(await filesUnder(join(root, 'tmp'))).toEqual([]);
+    expect(await store.listParts('taken/below', id)).toEqual([part]);
+
+    await store.abortMultipart('taken/below', id);
+    expect(await readdir(join(root, 'multipart'))).toEqual([]);
+  });
+
+  it('removes upload folders untouched for a week on start and keeps younger ones', async () => {
+    const otherRoot = join(dir, 'other');
+    const multipart = join(otherRoot, 'multipart');
+    for (const name of ['abandoned', 'recent', 'crashed.completing-1']) {
+      await mkdir(join(multipart, name), { recursive: true });
+      await writeFile(join(multipart, name, 'upload.json'), '{}');
+    }
+    const eightDaysAgo = new Date(Date.now() - 8 * 24 * 60 * 60 * 1000);
+    const sixDaysAgo = new Date(Date.now() - 6 * 24 * 60 * 60 * 1000);
+    await utimes(join(multipart, 'abandoned'), eightDaysAgo, eightDaysAgo);
+    await utimes(join(multipart, 'crashed.completing-1'), eightDaysAgo, eightDaysAgo);
+    await utimes(join(multipart, 'recent'), sixDaysAgo, sixDaysAgo);
+
+    const other = new FsBlobStore({ root: otherRoot });
+    try {
+      await other.createMultipart('x');
+      const left = (await readdir(multipart)).filter((name) => !/^[A-Za-z0-9_-]{24}$/.test(name));
+      expect(left).toEqual(['recent']);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));

@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import type { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
+import { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
+import { postgresMigrations } from '../../src/catalog/migrations/postgres.js';
 import { openPostgresCatalog } from '../../src/catalog/postgres-catalog.js';
+import type { Database } from '../../src/catalog/schema.js';
 import { newId } from '../../src/domain/ids.js';
-import { catalogContract } from './catalog.contract.js';
+import {
+  catalogContract,
+  expectUpgradedCatalog,
+  type LegacyDatabase,
+  seedLegacyCatalog,
+} from './catalog.contract.js';
 
 const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -81,25 +89,6 @@ if (!reachability.ok && process.env.CI) {
         await catalog.close();
         await dropSchema(schema);
       },
-      addVersionWithRun: (assetId, version, runId, at) =>
-        withClient(schema, async (client) => {
-          await client.query('begin');
-          await client.query(
-            `insert into asset_versions (asset_id, version, original_key, filename, mime_type, size, sha256, created_at)
-             select id, $1, $2, filename, mime_type, size, sha256, $3 from assets where id = $4`,
-            [version, `originals/${assetId}/${version}`, at, assetId],
-          );
-          await client.query(
-            `update assets set current_version = $1, status = 'processing', error = null, updated_at = $2 where id = $3`,
-            [version, at, assetId],
-          );
-          await client.query(
-            `insert into runs (id, asset_id, version, kind, status, attempts, created_at)
-             select $1, id, $2, type, 'queued', 0, $3 from assets where id = $4`,
-            [runId, version, at, assetId],
-          );
-          await client.query('commit');
-        }),
     };
   });
 
@@ -117,13 +106,17 @@ if (!reachability.ok && process.env.CI) {
           return result.rows.map((r) => r.table_name);
         });
         expect(tables).toEqual([
+          'api_keys',
+          'asset_search',
           'asset_versions',
           'assets',
           'kysely_migration',
           'kysely_migration_lock',
+          'projects',
           'renditions',
           'runs',
           'steps',
+          'uploads',
         ]);
       } finally {
         await catalog.close();
@@ -145,10 +138,12 @@ if (!reachability.ok && process.env.CI) {
         );
         expect(opened.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []))).toEqual([]);
         const migrations = await withClient(schema, async (client) => {
-          const result = await client.query<{ name: string }>('select name from kysely_migration');
+          const result = await client.query<{ name: string }>(
+            'select name from kysely_migration order by name',
+          );
           return result.rows.map((r) => r.name);
         });
-        expect(migrations).toEqual(['0001_initial']);
+        expect(migrations).toEqual(['0001_initial', '0002_catalog_ops']);
 
         const writes = await Promise.allSettled(
           Array.from({ length: 60 }, async (_, i) => {
@@ -177,6 +172,78 @@ if (!reachability.ok && process.env.CI) {
         );
         expect(writes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []))).toEqual([]);
         expect(await catalogs[0]?.countAssetsByStatus()).toEqual({ processing: 0, ready: 60, failed: 0 });
+      } finally {
+        await Promise.all(catalogs.map((c) => c.close()));
+        await dropSchema(schema);
+      }
+    });
+
+    it('upgrades a schema that ran only 0001: backfills versions, search and projects', async () => {
+      const schema = uniqueSchema();
+      const initial = postgresMigrations['0001_initial'];
+      if (initial === undefined) throw new Error('0001_initial missing');
+      let catalog: KyselyCatalog | undefined;
+      try {
+        await withClient('public', (client) => client.query(`create schema "${schema}"`));
+        const pool = new pg.Pool({
+          connectionString: DATABASE_URL,
+          options: `-c search_path=${schema}`,
+          max: 2,
+        });
+        const db = new Kysely<LegacyDatabase>({ dialect: new PostgresDialect({ pool }) });
+        const legacy = new KyselyCatalog(db as unknown as Kysely<Database>, 'postgres', {
+          '0001_initial': initial,
+        });
+        let seed: Awaited<ReturnType<typeof seedLegacyCatalog>>;
+        try {
+          await legacy.migrate();
+          seed = await seedLegacyCatalog(db);
+        } finally {
+          await legacy.close();
+        }
+        catalog = await openPostgresCatalog(DATABASE_URL, { schema });
+        await catalog.migrate();
+        await expectUpgradedCatalog(catalog, seed);
+        await catalog.migrate();
+        expect((await catalog.listProjects()).map((p) => p.id)).toEqual(['default', 'prj_legacy']);
+      } finally {
+        await catalog?.close();
+        await dropSchema(schema);
+      }
+    });
+
+    it('two catalogs on one schema: concurrent claims of an upload succeed exactly once', async () => {
+      const schema = uniqueSchema();
+      const catalogs: KyselyCatalog[] = [];
+      try {
+        for (let i = 0; i < 2; i++) catalogs.push(await openPostgresCatalog(DATABASE_URL, { schema }));
+        const [a, b] = catalogs;
+        if (a === undefined || b === undefined) throw new Error('no catalogs');
+        await Promise.all([a.migrate(), b.migrate()]);
+        const ids = Array.from({ length: 20 }, () => newId('upl'));
+        for (const id of ids) {
+          await a.createUpload({
+            id,
+            protocol: 'tus',
+            projectId: 'default',
+            mediaId: null,
+            filename: 'f.bin',
+            declaredType: null,
+            size: null,
+            key: `uploads/${id}`,
+            storeUploadId: null,
+            checksum: null,
+            state: 'open',
+            assetId: null,
+            createdBy: null,
+            createdAt: '2024-01-01T00:00:00.000Z',
+            expiresAt: '2024-01-02T00:00:00.000Z',
+          });
+        }
+        const results = await Promise.all(
+          ids.map((id) => Promise.all([a, b, a, b].map((catalog) => catalog.claimUploadCompletion(id)))),
+        );
+        expect(results.map((claims) => claims.filter(Boolean).length)).toEqual(ids.map(() => 1));
       } finally {
         await Promise.all(catalogs.map((c) => c.close()));
         await dropSchema(schema);

@@ -2,45 +2,25 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NewAsset } from '../../src/catalog/catalog.js';
-import type { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
+import { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
+import { sqliteMigrations } from '../../src/catalog/migrations/sqlite.js';
+import type { Database } from '../../src/catalog/schema.js';
 import { openSqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
 import { newId } from '../../src/domain/ids.js';
 import { tempDir } from '../helpers/tmp.js';
-import { catalogContract } from './catalog.contract.js';
+import {
+  catalogContract,
+  expectUpgradedCatalog,
+  type LegacyDatabase,
+  seedLegacyCatalog,
+} from './catalog.contract.js';
+
+const ALL_MIGRATIONS = ['0001_initial', '0002_catalog_ops'];
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function addVersionWithRun(file: string) {
-  return async (assetId: string, version: number, runId: string, at: string): Promise<void> => {
-    const raw = new BetterSqlite3(file, { timeout: 10_000 });
-    try {
-      raw.pragma('foreign_keys = ON');
-      raw.transaction(() => {
-        raw
-          .prepare(
-            `insert into asset_versions (asset_id, version, original_key, filename, mime_type, size, sha256, created_at)
-             select id, ?, ?, filename, mime_type, size, sha256, ? from assets where id = ?`,
-          )
-          .run(version, `originals/${assetId}/${version}`, at, assetId);
-        raw
-          .prepare(
-            `update assets set current_version = ?, status = 'processing', error = null, updated_at = ? where id = ?`,
-          )
-          .run(version, at, assetId);
-        raw
-          .prepare(
-            `insert into runs (id, asset_id, version, kind, status, attempts, created_at)
-             select ?, id, ?, type, 'queued', 0, ? from assets where id = ?`,
-          )
-          .run(runId, version, at, assetId);
-      })();
-    } finally {
-      raw.close();
-    }
-  };
-}
 
 catalogContract('sqlite', async () => {
   const tmp = await tempDir('assetpipe-catalog-');
@@ -52,7 +32,6 @@ catalogContract('sqlite', async () => {
       await catalog.close();
       await tmp.cleanup();
     },
-    addVersionWithRun: addVersionWithRun(file),
   };
 });
 
@@ -105,15 +84,26 @@ describe('SQLite catalog', () => {
         .pluck()
         .all();
       expect(tables).toEqual([
+        'api_keys',
+        'asset_search',
         'asset_versions',
         'assets',
+        'assets_fts',
+        'assets_fts_config',
+        'assets_fts_data',
+        'assets_fts_docsize',
+        'assets_fts_idx',
         'kysely_migration',
         'kysely_migration_lock',
+        'projects',
         'renditions',
         'runs',
         'steps',
+        'uploads',
       ]);
-      expect(raw.prepare('select name from kysely_migration').pluck().all()).toEqual(['0001_initial']);
+      expect(raw.prepare('select name from kysely_migration order by name').pluck().all()).toEqual(
+        ALL_MIGRATIONS,
+      );
     } finally {
       raw.close();
     }
@@ -163,6 +153,59 @@ describe('SQLite catalog', () => {
     expect(await a.listUnfinishedRuns(1000)).toEqual([]);
   });
 
+  it('two catalogs on one file: concurrent claims of an upload succeed exactly once', async () => {
+    const file = join(dir, 'claims.db');
+    const a = await open(file);
+    const b = await open(file);
+    await Promise.all([a.migrate(), b.migrate()]);
+    const ids = Array.from({ length: 20 }, () => newId('upl'));
+    for (const id of ids) {
+      await a.createUpload({
+        id,
+        protocol: 'multipart',
+        projectId: 'default',
+        mediaId: null,
+        filename: 'f.bin',
+        declaredType: null,
+        size: null,
+        key: `uploads/${id}`,
+        storeUploadId: null,
+        checksum: null,
+        state: 'open',
+        assetId: null,
+        createdBy: null,
+        createdAt: '2024-01-01T00:00:00.000Z',
+        expiresAt: '2024-01-02T00:00:00.000Z',
+      });
+    }
+    const results = await Promise.all(
+      ids.map((id) => Promise.all([a, b, a, b].map((catalog) => catalog.claimUploadCompletion(id)))),
+    );
+    expect(results.map((claims) => claims.filter(Boolean).length)).toEqual(ids.map(() => 1));
+    for (const id of ids) expect((await b.getUpload(id))?.state).toBe('completing');
+  });
+
+  it('upgrades a database that ran only 0001: backfills versions, search and projects', async () => {
+    const file = join(dir, 'legacy.db');
+    const initial = sqliteMigrations['0001_initial'];
+    if (initial === undefined) throw new Error('0001_initial missing');
+    const db = new Kysely<LegacyDatabase>({
+      dialect: new SqliteDialect({ database: new BetterSqlite3(file) }),
+    });
+    const legacy = new KyselyCatalog(db as unknown as Kysely<Database>, 'sqlite', {
+      '0001_initial': initial,
+    });
+    await legacy.migrate();
+    const seed = await seedLegacyCatalog(db);
+    await legacy.close();
+
+    const catalog = await open(file);
+    await catalog.migrate();
+    await expectUpgradedCatalog(catalog, seed);
+    await catalog.migrate();
+    expect((await catalog.listProjects()).map((p) => p.id)).toEqual(['default', 'prj_legacy']);
+  });
+
   it('separate OS processes migrate and write the same file at once without errors', async () => {
     const file = join(dir, 'processes.db');
     const perProcess = 40;
@@ -181,7 +224,9 @@ describe('SQLite catalog', () => {
     expect(await catalog.countAssetsByStatus()).toEqual({ processing: 0, ready: 3 * perProcess, failed: 0 });
     const raw = new BetterSqlite3(file, { readonly: true });
     try {
-      expect(raw.prepare('select name from kysely_migration').pluck().all()).toEqual(['0001_initial']);
+      expect(raw.prepare('select name from kysely_migration order by name').pluck().all()).toEqual(
+        ALL_MIGRATIONS,
+      );
       expect(raw.prepare(`select count(*) from steps where status = 'succeeded'`).pluck().get()).toBe(
         3 * perProcess,
       );

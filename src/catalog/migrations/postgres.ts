@@ -1,4 +1,5 @@
-import { type Migration, sql } from 'kysely';
+import { type Kysely, type Migration, type SqlBool, sql } from 'kysely';
+import { searchDocument } from '../kysely-catalog.js';
 
 /** Ids compare byte-wise (like SQLite) whatever the database's default collation is. */
 const idType = sql`text collate "C"`;
@@ -123,4 +124,222 @@ export const postgresMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_catalog_ops': {
+    async up(db) {
+      // --- assets: media id, tags, duplicate link, soft delete ------------------------------------
+      await db.schema.alterTable('assets').addColumn('media_id', 'text').execute();
+      await db.schema
+        .alterTable('assets')
+        .addColumn('tags', 'text', (col) => col.notNull().defaultTo('[]'))
+        .execute();
+      await db.schema.alterTable('assets').addColumn('duplicate_of', idType).execute();
+      await db.schema.alterTable('assets').addColumn('deleted_at', 'text').execute();
+      // A media id names one live asset per project; a deleted asset keeps its media id, so a new
+      // upload with it can create a new asset while the old one waits for its purge.
+      await db.schema
+        .createIndex('assets_project_media_id_uidx')
+        .unique()
+        .on('assets')
+        .columns(['project_id', 'media_id'])
+        .where(sql<SqlBool>`media_id is not null and deleted_at is null`)
+        .execute();
+      await db.schema
+        .createIndex('assets_project_media_id_idx')
+        .on('assets')
+        .columns(['project_id', 'media_id'])
+        .execute();
+      await db.schema
+        .createIndex('assets_project_sha256_idx')
+        .on('assets')
+        .columns(['project_id', 'sha256'])
+        .execute();
+      await db.schema
+        .createIndex('assets_deleted_at_idx')
+        .on('assets')
+        .columns(['deleted_at', 'id'])
+        .where(sql<SqlBool>`deleted_at is not null`)
+        .execute();
+
+      // --- asset_versions: each version keeps the outcome of its latest run ----------------------
+      await db.schema
+        .alterTable('asset_versions')
+        .addColumn('type', 'text', (col) => col.check(sql`type in ('image', 'video', 'audio')`))
+        .execute();
+      await db.schema
+        .alterTable('asset_versions')
+        .addColumn('status', 'text', (col) =>
+          col.notNull().defaultTo('processing').check(sql`status in ('processing', 'ready', 'failed')`),
+        )
+        .execute();
+      await db.schema.alterTable('asset_versions').addColumn('error', 'text').execute();
+      await db.schema.alterTable('asset_versions').addColumn('width', 'integer').execute();
+      await db.schema.alterTable('asset_versions').addColumn('height', 'integer').execute();
+      await db.schema.alterTable('asset_versions').addColumn('format', 'text').execute();
+      await db.schema.alterTable('asset_versions').addColumn('blurhash', 'text').execute();
+      await db.schema.alterTable('asset_versions').addColumn('duration_sec', 'double precision').execute();
+      await db.schema
+        .alterTable('asset_versions')
+        .addColumn('extra', 'text', (col) => col.notNull().defaultTo('{}'))
+        .execute();
+      await db.schema.alterTable('asset_versions').addColumn('processed_at', 'text').execute();
+      await db.schema.alterTable('asset_versions').addColumn('duplicate_of', idType).execute();
+      await backfillVersions(db);
+      await db.schema
+        .alterTable('asset_versions')
+        .alterColumn('type', (col) => col.setNotNull())
+        .execute();
+
+      // --- projects --------------------------------------------------------------------------------
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', idType, (col) => col.primaryKey())
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('visibility', 'text', (col) =>
+          col.notNull().defaultTo('public').check(sql`visibility in ('public', 'private')`),
+        )
+        .addColumn('duplicate_policy', 'text', (col) =>
+          col.notNull().defaultTo('link').check(sql`duplicate_policy in ('reject', 'keep', 'link')`),
+        )
+        .addColumn('max_upload_bytes', 'bigint')
+        .addColumn('max_total_bytes', 'bigint')
+        .addColumn('max_video_duration_sec', 'double precision')
+        .addColumn('allowed_types', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('updated_at', 'text', (col) => col.notNull())
+        .execute();
+      await insertProjects(db);
+
+      // --- api keys --------------------------------------------------------------------------------
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', idType, (col) => col.primaryKey())
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('prefix', idType, (col) => col.notNull().unique())
+        .addColumn('secret_hash', 'text', (col) => col.notNull())
+        .addColumn('scopes', 'text', (col) => col.notNull().defaultTo('[]'))
+        .addColumn('project_id', idType)
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('last_used_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+
+      // --- uploads ---------------------------------------------------------------------------------
+      await db.schema
+        .createTable('uploads')
+        .addColumn('id', idType, (col) => col.primaryKey())
+        .addColumn('protocol', 'text', (col) => col.notNull().check(sql`protocol in ('multipart', 'tus')`))
+        .addColumn('project_id', idType, (col) => col.notNull())
+        .addColumn('media_id', 'text')
+        .addColumn('filename', 'text', (col) => col.notNull())
+        .addColumn('declared_type', 'text')
+        .addColumn('size', 'bigint')
+        .addColumn('key', 'text', (col) => col.notNull())
+        .addColumn('store_upload_id', 'text')
+        .addColumn('checksum', 'text')
+        .addColumn('state', 'text', (col) =>
+          col.notNull().check(sql`state in ('open', 'completing', 'completed', 'aborted')`),
+        )
+        .addColumn('asset_id', idType)
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('expires_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema
+        .createIndex('uploads_state_expires_at_idx')
+        .on('uploads')
+        .columns(['state', 'expires_at'])
+        .execute();
+
+      // --- full-text search ------------------------------------------------------------------------
+      // `asset_search` holds each asset's normalised words, written by the adapter (which normalises
+      // queries the same way). The words become lexemes as they are (`array_to_tsvector`, no parser):
+      // PostgreSQL's text-search parser would keep e.g. `photo-12.jpg` as one "file" token, so
+      // `jpg` would not match as it does on SQLite.
+      await db.schema
+        .createTable('asset_search')
+        .addColumn('asset_id', idType, (col) => col.primaryKey().references('assets.id').onDelete('cascade'))
+        .addColumn('words', 'text', (col) => col.notNull().defaultTo(''))
+        .execute();
+      await db.schema
+        .createIndex('asset_search_words_idx')
+        .on('asset_search')
+        .using('gin')
+        .expression(sql`array_to_tsvector(string_to_array(words, ' '))`)
+        .execute();
+      await backfillSearch(db);
+    },
+  },
 };
+
+/**
+ * Versions before 0002 had no outcome of their own. Every version takes its latest run's outcome,
+ * then the current version of each asset takes the asset's full record (status, error, facts).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against the schema of their time.
+async function backfillVersions(db: Kysely<any>): Promise<void> {
+  await sql`
+    update asset_versions set type = (select a.type from assets a where a.id = asset_versions.asset_id)
+  `.execute(db);
+  const latestRun = (column: string) => sql`(
+    select ${sql.ref(`r.${column}`)} from runs r
+    where r.asset_id = asset_versions.asset_id and r.version = asset_versions.version
+    order by r.created_at desc, r.id desc limit 1
+  )`;
+  await sql`
+    update asset_versions set
+      status = case ${latestRun('status')}
+        when 'succeeded' then 'ready' when 'failed' then 'failed' else 'processing' end,
+      error = case ${latestRun('status')} when 'failed' then ${latestRun('error')} else null end,
+      processed_at = case ${latestRun('status')}
+        when 'succeeded' then ${latestRun('finished_at')}
+        when 'failed' then ${latestRun('finished_at')}
+        else null end
+  `.execute(db);
+  await sql`
+    update asset_versions set
+      type = a.type, status = a.status, error = a.error, width = a.width, height = a.height,
+      format = a.format, blurhash = a.blurhash, duration_sec = a.duration_sec, extra = a.extra,
+      processed_at = a.processed_at
+    from assets a
+    where a.id = asset_versions.asset_id and a.current_version = asset_versions.version
+  `.execute(db);
+}
+
+/**
+ * The project `default`, and one project (default settings, no limits) for every other project id
+ * assets already use: before 0002 projects were free-form ids, and their assets must stay reachable.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against the schema of their time.
+async function insertProjects(db: Kysely<any>): Promise<void> {
+  const now = new Date().toISOString();
+  await sql`
+    insert into projects (id, name, visibility, duplicate_policy, created_at, updated_at)
+    values ('default', 'Default', 'public', 'link', ${now}, ${now})
+  `.execute(db);
+  await sql`
+    insert into projects (id, name, visibility, duplicate_policy, created_at, updated_at)
+    select project_id, project_id, 'public', 'link', min(uploaded_at), min(uploaded_at)
+    from assets where project_id <> 'default' group by project_id
+  `.execute(db);
+}
+
+/** Writes the search document of every existing asset, a page at a time. */
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against the schema of their time.
+async function backfillSearch(db: Kysely<any>): Promise<void> {
+  let after = '';
+  for (;;) {
+    const rows: { id: string; filename: string; tags: string; extra: string }[] = await db
+      .selectFrom('assets')
+      .select(['id', 'filename', 'tags', 'extra'])
+      .where('id', '>', after)
+      .orderBy('id', 'asc')
+      .limit(500)
+      .execute();
+    if (rows.length === 0) return;
+    await db
+      .insertInto('asset_search')
+      .values(rows.map((row) => ({ asset_id: row.id, words: searchDocument(row) })))
+      .execute();
+    after = rows.at(-1)?.id ?? after;
+  }
+}
