@@ -1,13 +1,18 @@
 import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Container } from './container.js';
 import { newId } from './domain/ids.js';
 import { AppError } from './errors.js';
+import { registerAuth } from './http/auth.js';
 import { sendProblem } from './http/problem.js';
 import { assetRoutes } from './http/routes/assets.js';
+import { keyRoutes } from './http/routes/keys.js';
 import { operationsRoutes } from './http/routes/operations.js';
+import { projectRoutes } from './http/routes/projects.js';
+import { uploadRoutes } from './http/routes/uploads.js';
 import { webRoutes } from './http/routes/web.js';
 import { assetSchema, problemSchema, runSchema } from './http/schemas.js';
 import { VERSION } from './version.js';
@@ -22,8 +27,12 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
   const app = Fastify({
     loggerInstance: container.logger.child({ component: 'http' }) as FastifyBaseLogger,
     genReqId: () => newId('req'),
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: false,
+    // Probes and scrapes every few seconds would drown the request log.
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      disableRequestLogging: (request) =>
+        request.url === '/healthz' || request.url === '/readyz' || request.url === '/metrics',
+    }),
     // Uploads are streamed by the multipart parser, which has its own limits; other bodies are small.
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 200 },
@@ -44,10 +53,15 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
         title: 'assetpipe API',
         version: VERSION,
         description:
-          'Self-hosted media pipeline. Every error is an RFC 9457 problem body (`application/problem+json`) with a stable `code`.',
+          'Self-hosted media pipeline. Every `/v1` route needs `Authorization: Bearer <API key>`. Every error is an RFC 9457 problem body (`application/problem+json`) with a stable `code`.',
       },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
       tags: [
         { name: 'assets', description: 'Upload, catalog and download' },
+        { name: 'uploads', description: 'Resumable (tus) and S3-style multipart uploads' },
+        { name: 'projects', description: 'Projects, their delivery settings and limits' },
+        { name: 'keys', description: 'API keys' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },
@@ -66,6 +80,20 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
       parts: 25,
     },
   });
+
+  registerAuth(app, container.auth);
+  if (container.config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      // After authentication, so the budget belongs to the key, not to a shared address.
+      hook: 'preHandler',
+      max: container.config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      keyGenerator: (request) => request.principal?.keyId ?? request.ip,
+      allowList: (request) => !request.principal,
+      errorResponseBuilder: (_request, context) =>
+        new AppError('RATE_LIMITED', `Too many requests for this API key; retry in ${context.after}.`),
+    });
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -87,5 +115,8 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
     isShuttingDown: options.isShuttingDown ?? (() => false),
   });
   await app.register(assetRoutes, { container });
+  await app.register(uploadRoutes, { container });
+  await app.register(projectRoutes, { container });
+  await app.register(keyRoutes, { container });
   return app;
 }

@@ -25,12 +25,24 @@ export interface Config {
   /** How long SIGTERM waits for in-flight work before releasing it. @default 20000 */
   shutdownGraceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Pretty-printed or JSON logs; JSON unless stdout is a terminal. */
-  logFormat: 'json' | 'pretty';
   /** `sqlite` (file in dataDir) for now; PostgreSQL arrives with the scale-out work. */
   databaseUrl: string;
   /** `file://` directory for blobs. @default <dataDir>/blobs */
   storage: string;
+  /** A key with every right, never stored (at least 24 characters). Unset: one is generated at first start. */
+  adminKey: string | undefined;
+  /** Requests per minute per API key (per address without one); 0 turns the limit off. @default 6000 */
+  rateLimitPerMinute: number;
+  /** Secret for the HMAC-signed URLs assetpipe hands out (upload parts); generated and kept in dataDir when unset. */
+  signingSecret: string | undefined;
+  /** How long presigned upload-part URLs stay valid. @default 3600 */
+  presignExpirySec: number;
+  /** Stale partial uploads (tus and multipart) are removed after this long. @default 86400 */
+  uploadExpirySec: number;
+  /** How long a deleted asset can be restored before its bytes are removed. @default 604800 (7 days) */
+  deleteGraceSec: number;
+  /** Public base URL (for absolute URLs in responses), e.g. https://media.example.com. @default derived from the request */
+  publicUrl: string | undefined;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -119,7 +131,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * Builds the configuration from flags and `ASSETPIPE_*` variables. Throws `ConfigError` naming
  * the offending flag or variable.
  */
-export function loadConfig(env: Env, flags: ConfigFlags = {}, options: { isTty?: boolean } = {}): Config {
+export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
   const read = (name: string): string | undefined => {
     const value = env[name];
     return value === undefined || value === '' ? undefined : value;
@@ -169,11 +181,6 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, options: { isTty?:
     600_000,
   );
   const logLevel = oneOf('ASSETPIPE_LOG_LEVEL', read('ASSETPIPE_LOG_LEVEL') ?? 'info', LOG_LEVELS);
-  const logFormat = oneOf(
-    'ASSETPIPE_LOG_FORMAT',
-    read('ASSETPIPE_LOG_FORMAT') ?? (options.isTty ? 'pretty' : 'json'),
-    ['json', 'pretty'] as const,
-  );
 
   const databaseUrl = read('ASSETPIPE_DATABASE_URL') ?? `sqlite://${resolve(dataDir, 'assetpipe.db')}`;
   if (!databaseUrl.startsWith('sqlite://')) {
@@ -190,7 +197,57 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, options: { isTty?:
     );
   }
 
+  const adminKey = read('ASSETPIPE_ADMIN_KEY');
+  if (adminKey !== undefined && (adminKey.length < 24 || /\s/.test(adminKey))) {
+    throw new ConfigError(
+      'ASSETPIPE_ADMIN_KEY',
+      'must be at least 24 characters without spaces (e.g. from: openssl rand -hex 24)',
+    );
+  }
+  const signingSecret = read('ASSETPIPE_SIGNING_SECRET');
+  if (signingSecret !== undefined && signingSecret.length < 32) {
+    throw new ConfigError('ASSETPIPE_SIGNING_SECRET', 'must be at least 32 characters');
+  }
+  const rateLimitPerMinute = integer(
+    'ASSETPIPE_RATE_LIMIT',
+    read('ASSETPIPE_RATE_LIMIT') ?? '6000',
+    0,
+    10_000_000,
+  );
+  const presignExpirySec = integer(
+    'ASSETPIPE_PRESIGN_EXPIRY_SEC',
+    read('ASSETPIPE_PRESIGN_EXPIRY_SEC') ?? '3600',
+    1,
+    7 * 86400,
+  );
+  const uploadExpirySec = integer(
+    'ASSETPIPE_UPLOAD_EXPIRY_SEC',
+    read('ASSETPIPE_UPLOAD_EXPIRY_SEC') ?? '86400',
+    1,
+    365 * 86400,
+  );
+  const deleteGraceSec = integer(
+    'ASSETPIPE_DELETE_GRACE_SEC',
+    read('ASSETPIPE_DELETE_GRACE_SEC') ?? '604800',
+    0,
+    365 * 86400,
+  );
+  const publicUrl = read('ASSETPIPE_PUBLIC_URL');
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) {
+    throw new ConfigError(
+      'ASSETPIPE_PUBLIC_URL',
+      `expected an http(s) URL, got ${JSON.stringify(publicUrl)}`,
+    );
+  }
+
   return {
+    adminKey,
+    signingSecret,
+    rateLimitPerMinute,
+    presignExpirySec,
+    uploadExpirySec,
+    deleteGraceSec,
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
     dataDir,
     host,
     port,
@@ -202,7 +259,6 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, options: { isTty?:
     stepTimeoutMs,
     shutdownGraceMs,
     logLevel,
-    logFormat,
     databaseUrl,
     storage,
   };

@@ -11,6 +11,10 @@ import { createProcessScratch } from './pipeline/scratch.js';
 import type { JobQueue } from './queue/job-queue.js';
 import { SqliteJobQueue } from './queue/sqlite-queue.js';
 import { AssetService } from './services/asset-service.js';
+import { AuthService } from './services/auth-service.js';
+import { ProjectService } from './services/project-service.js';
+import { loadSigningKeys } from './services/signing-keys.js';
+import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 
@@ -24,6 +28,9 @@ export interface Container {
   metrics: Metrics;
   runner: PipelineRunner;
   assets: AssetService;
+  auth: AuthService;
+  projects: ProjectService;
+  uploads: UploadService;
   close(): Promise<void>;
 }
 
@@ -52,7 +59,27 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     stepTimeoutMs: config.stepTimeoutMs,
     scratchRoot: await createProcessScratch(join(config.dataDir, 'scratch'), logger),
   });
-  const assets = new AssetService({ catalog, blobs, queue, logger, maxUploadBytes: config.maxUploadBytes });
+  const projects = new ProjectService({ catalog, maxUploadBytes: config.maxUploadBytes });
+  const assets = new AssetService({
+    catalog,
+    blobs,
+    queue,
+    projects,
+    logger,
+    maxUploadBytes: config.maxUploadBytes,
+    deleteGraceSec: config.deleteGraceSec,
+  });
+  const auth = new AuthService({ catalog, adminKey: config.adminKey });
+  const uploads = new UploadService({
+    catalog,
+    blobs,
+    assets,
+    projects,
+    logger,
+    signingKeys: await loadSigningKeys(config),
+    presignExpirySec: config.presignExpirySec,
+    uploadExpirySec: config.uploadExpirySec,
+  });
 
   let closed: Promise<void> | undefined;
   return {
@@ -64,6 +91,9 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     metrics,
     runner,
     assets,
+    auth,
+    projects,
+    uploads,
     close() {
       closed ??= (async () => {
         await queue.close();

@@ -3,6 +3,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runIngest } from './cli/ingest.js';
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from './config.js';
 import { createContainer } from './container.js';
+import type { Scope } from './domain/api-key.js';
+import { isAppError } from './errors.js';
+import { keyResource } from './http/routes/keys.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
 
@@ -79,9 +82,19 @@ program
         fail(`port ${config.port} on ${config.host} is in use; choose another with --port or ASSETPIPE_PORT`);
       throw err;
     }
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     process.stderr.write(
-      `assetpipe ${VERSION} listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port} (data: ${config.dataDir}, workers: ${config.workers})\n`,
+      `assetpipe ${VERSION} listening on ${url} (data: ${config.dataDir}, workers: ${config.workers})\n`,
     );
+    const admin = await container.auth.ensureAdminKey(config.dataDir);
+    if (admin?.created) {
+      // Printed once: the key is also in <data>/admin.key (mode 0600).
+      process.stderr.write(
+        `\nAn admin API key was created (kept in ${config.dataDir}/admin.key):\n  ${admin.key}\nOpen the web UI logged in: ${url}/#key=${admin.key}\n\n`,
+      );
+    } else if (admin) {
+      process.stderr.write(`admin API key: ${config.dataDir}/admin.key\n`);
+    }
     onShutdownSignal(async (signal) => {
       logger.info({ signal }, 'shutting down');
       shuttingDown = true;
@@ -152,6 +165,70 @@ program
     },
   );
 
+const keys = program.command('keys').description('manage API keys (stored hashed; a key is shown once)');
+keys
+  .command('create')
+  .description('create an API key and print it')
+  .requiredOption('--name <name>', 'what the key is for')
+  .option('--scope <scopes>', 'comma-separated: read, write, admin', 'read,write')
+  .option('--project <id>', 'bind the key to one project')
+  .option('--json', 'print the key record as JSON')
+  .addOption(dataOption())
+  .action(async (flags: { name: string; scope: string; project?: string; json?: boolean; data?: string }) => {
+    const config = configFrom(flags);
+    const container = await createContainer(config, createLogger({ logLevel: 'warn' }, { stream: 'stderr' }));
+    try {
+      const scopes = flags.scope.split(',').map((s) => s.trim()) as Scope[];
+      const created = await container.auth.createKey({ name: flags.name, scopes, projectId: flags.project });
+      if (flags.json)
+        process.stdout.write(`${JSON.stringify({ ...keyResource(created.record), key: created.key })}\n`);
+      else {
+        process.stdout.write(`${created.key}\n`);
+        process.stderr.write(
+          `key ${created.record.id} (${scopes.join(', ')}${flags.project ? `, project ${flags.project}` : ''}): store it now, it is not shown again\n`,
+        );
+      }
+    } finally {
+      await container.close();
+    }
+  });
+keys
+  .command('list')
+  .description('list API keys (never their secrets)')
+  .option('--json', 'one JSON record per line')
+  .addOption(dataOption())
+  .action(async (flags: { json?: boolean; data?: string }) => {
+    const config = configFrom(flags);
+    const container = await createContainer(config, createLogger({ logLevel: 'warn' }, { stream: 'stderr' }));
+    try {
+      for (const key of await container.auth.listKeys()) {
+        const r = keyResource(key);
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify(r)}\n`
+            : `${r.id}  ${r.prefix}  ${r.scopes.join(',').padEnd(16)} ${(r.projectId ?? '*').padEnd(12)} ${r.revokedAt ? 'revoked' : 'active '}  ${r.name}\n`,
+        );
+      }
+    } finally {
+      await container.close();
+    }
+  });
+keys
+  .command('revoke')
+  .description('revoke an API key by id')
+  .argument('<id>', 'the key id (key_...)')
+  .addOption(dataOption())
+  .action(async (id: string, flags: { data?: string }) => {
+    const config = configFrom(flags);
+    const container = await createContainer(config, createLogger({ logLevel: 'warn' }, { stream: 'stderr' }));
+    try {
+      await container.auth.revokeKey(id);
+      process.stderr.write(`revoked ${id}\n`);
+    } finally {
+      await container.close();
+    }
+  });
+
 program
   .command('migrate')
   .description('apply catalog migrations (also done automatically at start)')
@@ -165,6 +242,7 @@ program
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) fail(err.message, 2);
+  if (isAppError(err) && err.status < 500) fail(err.message, 2);
   if (err instanceof InvalidArgumentError) fail(err.message, 2);
   if (err instanceof Error && /^(.*): no such file or folder$|not a regular file/.test(err.message))
     fail(err.message, 2);

@@ -22,8 +22,18 @@ export function startWorkers(container: Container): { stop: () => Promise<void> 
   };
   queue.work('pipeline.run', handlers['pipeline.run'], { concurrency: config.workers });
 
-  const sweep = () =>
-    recoverUnfinishedRuns(container).catch((err: unknown) => logger.error({ err }, 'recovery sweep failed'));
+  const sweep = async () => {
+    await recoverUnfinishedRuns(container).catch((err: unknown) =>
+      logger.error({ err }, 'recovery sweep failed'),
+    );
+    // Housekeeping any worker may do: idempotent, so several processes doing it at once is fine.
+    await container.assets
+      .purgeExpired()
+      .catch((err: unknown) => logger.error({ err }, 'purge sweep failed'));
+    await container.uploads
+      .expireStale()
+      .catch((err: unknown) => logger.error({ err }, 'upload expiry sweep failed'));
+  };
   void sweep();
   const timer = setInterval(sweep, RECOVERY_INTERVAL_MS);
   timer.unref();

@@ -1,4 +1,4 @@
-import type { Asset, Rendition, RunWithSteps } from '../domain/asset.js';
+import type { Asset, AssetVersion, Rendition, RunWithSteps } from '../domain/asset.js';
 
 /** The asset record as the API shows it. */
 export function assetResource(asset: Asset, renditions: Rendition[] = []) {
@@ -22,6 +22,10 @@ export function assetResource(asset: Asset, renditions: Rendition[] = []) {
     uploadedAt: asset.uploadedAt,
     processedAt: asset.processedAt,
     metadata: asset.extra,
+    mediaId: asset.mediaId,
+    tags: asset.tags,
+    duplicateOf: asset.duplicateOf,
+    deletedAt: asset.deletedAt,
     renditions: renditions.map((r) => ({
       name: r.name,
       contentType: r.contentType,
@@ -30,7 +34,7 @@ export function assetResource(asset: Asset, renditions: Rendition[] = []) {
       height: r.height,
       url: `${base}/renditions/${encodeURIComponent(r.name)}`,
     })),
-    links: { self: base, original: `${base}/original`, runs: `${base}/runs` },
+    links: { self: base, original: `${base}/original`, runs: `${base}/runs`, versions: `${base}/versions` },
   };
 }
 
@@ -60,5 +64,27 @@ export function runResource(run: RunWithSteps) {
       error: s.error,
       output: s.output,
     })),
+  };
+}
+
+export function versionResource(version: AssetVersion) {
+  const base = `/v1/assets/${version.assetId}/versions/${version.version}`;
+  return {
+    version: version.version,
+    filename: version.filename,
+    type: version.type,
+    mimeType: version.mimeType,
+    size: version.size,
+    sha256: version.sha256,
+    createdAt: version.createdAt,
+    status: version.status,
+    error: version.error,
+    width: version.width,
+    height: version.height,
+    format: version.format,
+    blurhash: version.blurhash,
+    durationSec: version.durationSec,
+    processedAt: version.processedAt,
+    links: { original: `${base}/original`, makeCurrent: `${base}/current` },
   };
 }

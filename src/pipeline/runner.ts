@@ -104,6 +104,13 @@ export class PipelineRunner {
   ): Promise<RunOutcome> {
     const { catalog, pipelines } = this.options;
     const pipeline = pipelines[run.kind];
+    const asset = await catalog.getAsset(run.assetId);
+    const project = asset ? await catalog.getProject(asset.projectId) : undefined;
+    const limits = {
+      ...this.options.limits,
+      maxDurationSec: project?.limits.maxVideoDurationSec ?? null,
+      projectId: asset?.projectId ?? 'default',
+    };
     const history = await catalog.listSteps(run.id);
     const outputs: Record<string, StepOutput> = {};
     for (const step of history) {
@@ -138,7 +145,7 @@ export class PipelineRunner {
         mimeType: version.mimeType,
         logger: stepLogger,
         signal: attempt.signal,
-        limits: this.options.limits,
+        limits,
         sourcePath: fetchSource,
         scratchDir,
         outputs,

@@ -3,6 +3,12 @@ import type { AssetFacts, MediaType } from '../domain/asset.js';
 import { AppError } from '../errors.js';
 import type { ImageLimits } from '../media/image.js';
 
+export interface StepLimits extends ImageLimits {
+  /** The project's longest accepted video/audio, in seconds; `null` for no limit. */
+  maxDurationSec: number | null;
+  projectId: string;
+}
+
 /** JSON-serialisable summary a step returns; stored on the step record, read back on resume. */
 export type StepOutput = Record<string, unknown>;
 
@@ -22,7 +28,7 @@ export interface StepContext {
   mimeType: string;
   logger: Logger;
   signal: AbortSignal;
-  limits: ImageLimits;
+  limits: StepLimits;
   /** Local path of the original, fetched from the blob store once per run attempt. */
   sourcePath(): Promise<string>;
   /** A private directory for this attempt's temporary files, removed when the run attempt ends. */

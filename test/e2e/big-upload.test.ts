@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AssetRecord, getJson } from '../helpers/api.js';
+import { AUTH } from '../helpers/auth.js';
 import { ensureBuilt, ProcessGroup, waitFor } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -63,6 +64,7 @@ async function streamUpload(url: string, header: Buffer, fileBytes: number, file
   const req = request(url, {
     method: 'POST',
     headers: {
+      ...AUTH,
       'content-type': `multipart/form-data; boundary=${boundary}`,
       'content-length': String(head.length + fileBytes + tail.length),
     },
@@ -148,6 +150,7 @@ describe('a 1 GiB upload is streamed, not buffered', () => {
 
     // The stored original has the full length.
     const head = await fetch(`${server.baseUrl}/v1/assets/${asset.id}/original`, {
+      headers: AUTH,
       method: 'HEAD',
       signal: AbortSignal.timeout(15_000),
     });

@@ -1,10 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import type { Container } from '../../src/container.js';
 import { startWorkers } from '../../src/workers.js';
+import { AUTH } from '../helpers/auth.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { multipart } from '../helpers/form.js';
 import { makeJpeg } from '../helpers/images.js';
@@ -25,6 +26,12 @@ describe('HTTP API in process', () => {
   let stopWorkers: () => Promise<void>;
   let jpeg: Buffer;
 
+  /** `app.inject` with the admin key, unless the test sets its own authorization. */
+  function inject(options: string | InjectOptions): Promise<LightMyRequestResponse> {
+    const opts: InjectOptions = typeof options === 'string' ? { url: options } : options;
+    return app.inject({ ...opts, headers: { ...AUTH, ...(opts.headers ?? {}) } });
+  }
+
   beforeAll(async () => {
     ({ container, dataDir, cleanup } = await testContainer({
       ASSETPIPE_MAX_UPLOAD_BYTES: '256KiB',
@@ -33,6 +40,7 @@ describe('HTTP API in process', () => {
     app = await buildApp(container);
     ({ stop: stopWorkers } = startWorkers(container));
     jpeg = await makeJpeg({ width: 300, height: 200 });
+    for (const id of ['paging', 'ranges']) await container.projects.create({ id });
   });
   afterAll(async () => {
     await stopWorkers();
@@ -42,7 +50,7 @@ describe('HTTP API in process', () => {
 
   async function upload(data: Buffer, name = 'photo.jpg', fields: Record<string, string> = {}) {
     const form = multipart({ fields, file: { name, data, contentType: 'image/jpeg' } });
-    return app.inject({ method: 'POST', url: '/v1/assets', ...form });
+    return inject({ method: 'POST', url: '/v1/assets', ...form });
   }
 
   async function uploadReady(data: Buffer, fields: Record<string, string> = {}) {
@@ -51,7 +59,7 @@ describe('HTTP API in process', () => {
     const id = res.json<{ id: string }>().id;
     return waitFor(
       async () => {
-        const asset = (await app.inject(`/v1/assets/${id}`)).json<{ status: string; id: string }>();
+        const asset = (await inject(`/v1/assets/${id}`)).json<{ status: string; id: string }>();
         return asset.status !== 'processing' && asset;
       },
       20_000,
@@ -72,39 +80,39 @@ describe('HTTP API in process', () => {
       versionNumber: 1,
     });
 
-    const ready = await uploadReady(jpeg);
-    const asset = (await app.inject(`/v1/assets/${ready.id}`)).json();
+    const ready = await uploadReady(await makeJpeg({ width: 300, height: 200, seed: 2 }));
+    const asset = (await inject(`/v1/assets/${ready.id}`)).json();
     expect(asset).toMatchObject({ status: 'ready', width: 300, height: 200, format: 'jpeg' });
     expect(asset.blurhash).toHaveLength(28);
     expect(asset.renditions).toEqual([
       expect.objectContaining({ name: 'thumbnail', contentType: 'image/webp', width: 300, height: 200 }),
     ]);
-    const thumb = await app.inject(asset.renditions[0].url);
+    const thumb = await inject(asset.renditions[0].url);
     expect(thumb.statusCode).toBe(200);
     expect(thumb.headers['content-type']).toBe('image/webp');
   });
 
   it('serves the original with ETag, 304, Range and HEAD', async () => {
-    const { id } = await uploadReady(jpeg);
-    const full = await app.inject(`/v1/assets/${id}/original`);
+    const { id } = await uploadReady(jpeg, { projectId: 'ranges' });
+    const full = await inject(`/v1/assets/${id}/original`);
     expect(full.statusCode).toBe(200);
     expect(full.rawPayload.equals(jpeg)).toBe(true);
     const etag = full.headers.etag as string;
     expect(etag).toMatch(/^"/);
 
-    const notModified = await app.inject({
+    const notModified = await inject({
       url: `/v1/assets/${id}/original`,
       headers: { 'if-none-match': etag },
     });
     expect(notModified.statusCode).toBe(304);
     expect(notModified.rawPayload.length).toBe(0);
 
-    const partial = await app.inject({ url: `/v1/assets/${id}/original`, headers: { range: 'bytes=10-19' } });
+    const partial = await inject({ url: `/v1/assets/${id}/original`, headers: { range: 'bytes=10-19' } });
     expect(partial.statusCode).toBe(206);
     expect(partial.headers['content-range']).toBe(`bytes 10-19/${jpeg.length}`);
     expect(partial.rawPayload.equals(jpeg.subarray(10, 20))).toBe(true);
 
-    const tooFar = await app.inject({
+    const tooFar = await inject({
       url: `/v1/assets/${id}/original`,
       headers: { range: `bytes=${jpeg.length}-` },
     });
@@ -112,7 +120,7 @@ describe('HTTP API in process', () => {
     expect(tooFar.json().code).toBe('RANGE_NOT_SATISFIABLE');
     expect(tooFar.headers['content-range']).toBe(`bytes */${jpeg.length}`);
 
-    const head = await app.inject({ method: 'HEAD', url: `/v1/assets/${id}/original` });
+    const head = await inject({ method: 'HEAD', url: `/v1/assets/${id}/original` });
     expect(head.statusCode).toBe(200);
     expect(head.headers['content-length']).toBe(String(jpeg.length));
     expect(head.rawPayload.length).toBe(0);
@@ -130,13 +138,13 @@ describe('HTTP API in process', () => {
     let cursor: string | null = null;
     do {
       const query: string = cursor ? `&cursor=${cursor}` : '';
-      const page = (await app.inject(`/v1/assets?projectId=paging&limit=3${query}`)).json();
+      const page = (await inject(`/v1/assets?projectId=paging&limit=3${query}`)).json();
       seen.push(...page.items.map((a: { id: string }) => a.id));
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toEqual([...ids].reverse());
 
-    const images = (await app.inject('/v1/assets?projectId=paging&type=video')).json();
+    const images = (await inject('/v1/assets?projectId=paging&type=video')).json();
     expect(images.items).toEqual([]);
   });
 
@@ -151,14 +159,14 @@ describe('HTTP API in process', () => {
       [await upload(Buffer.from('just some text, not a picture'), 'photo.jpg'), 415, 'MEDIA_UNSUPPORTED'],
       [await upload(Buffer.alloc(0), 'empty.jpg'), 400, 'FILE_EMPTY'],
       [await upload(Buffer.concat([jpeg, Buffer.alloc(300 * 1024)]), 'big.jpg'), 413, 'UPLOAD_TOO_LARGE'],
-      [await upload(jpeg, 'photo.jpg', { projectId: '../etc' }), 400, 'VALIDATION_FAILED'],
+      [await upload(jpeg, 'photo.jpg', { projectId: '../etc' }), 400, 'PROJECT_INVALID'],
       [
-        await app.inject({ method: 'POST', url: '/v1/assets', ...multipart({ fields: { projectId: 'x' } }) }),
+        await inject({ method: 'POST', url: '/v1/assets', ...multipart({ fields: { projectId: 'x' } }) }),
         400,
         'FILE_FIELD_MISSING',
       ],
       [
-        await app.inject({ method: 'POST', url: '/v1/assets', payload: { file: 'x' } }),
+        await inject({ method: 'POST', url: '/v1/assets', payload: { file: 'x' } }),
         415,
         'CONTENT_TYPE_UNSUPPORTED',
       ],
@@ -192,13 +200,13 @@ describe('HTTP API in process', () => {
     ['/v1/assets/nope/original', 404, 'ASSET_NOT_FOUND'],
     ['/no/such/route', 404, 'ROUTE_NOT_FOUND'],
   ])('GET %s -> %d %s', async (url, status, code) => {
-    const res = await app.inject(url);
+    const res = await inject(url);
     expect(res.statusCode).toBe(status);
     expect(res.json()).toMatchObject({ status, code });
   });
 
   it('serves OpenAPI at /docs and the UI page at /', async () => {
-    const doc = (await app.inject('/docs/json')).json();
+    const doc = (await inject('/docs/json')).json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([
@@ -209,15 +217,15 @@ describe('HTTP API in process', () => {
         '/healthz',
       ]),
     );
-    expect((await app.inject('/docs')).statusCode).toBeLessThan(400);
-    const page = await app.inject('/');
+    expect((await inject('/docs')).statusCode).toBeLessThan(400);
+    const page = await inject('/');
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.body).toContain('assetpipe');
   });
 
   it('exposes request, queue and step metrics', async () => {
-    await uploadReady(jpeg);
-    const body = (await app.inject('/metrics')).body;
+    await uploadReady(await makeJpeg({ seed: 3 }));
+    const body = (await inject('/metrics')).body;
     expect(body).toMatch(
       /assetpipe_http_requests_total\{method="POST",route="\/v1\/assets",status="201"\} \d+/,
     );
@@ -228,7 +236,7 @@ describe('HTTP API in process', () => {
   });
 
   it('answers health and readiness', async () => {
-    expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' });
-    expect((await app.inject('/readyz')).json()).toEqual({ status: 'ready' });
+    expect((await inject('/healthz')).json()).toEqual({ status: 'ok' });
+    expect((await inject('/readyz')).json()).toEqual({ status: 'ready' });
   });
 });

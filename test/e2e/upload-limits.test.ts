@@ -9,6 +9,7 @@ import {
   listAllAssets,
   upload,
 } from '../helpers/api.js';
+import { AUTH } from '../helpers/auth.js';
 import { ensureBuilt, ProcessGroup, type ServerHandle } from '../helpers/cli.js';
 import { noiseJpeg } from '../helpers/noise-images.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -88,6 +89,7 @@ describe('upload limits and request validation (ASSETPIPE_MAX_UPLOAD_BYTES=1MiB)
     expect(asset.filename).toBe('passwd');
 
     const original = await fetch(`${s.baseUrl}/v1/assets/${asset.id}/original`, {
+      headers: AUTH,
       signal: AbortSignal.timeout(15_000),
     });
     expect(original.status).toBe(200);
@@ -122,6 +124,7 @@ describe('upload limits and request validation (ASSETPIPE_MAX_UPLOAD_BYTES=1MiB)
     const onlyFields = new FormData();
     onlyFields.append('projectId', 'default');
     const res = await fetch(`${server.baseUrl}/v1/assets`, {
+      headers: AUTH,
       method: 'POST',
       body: onlyFields,
       signal: AbortSignal.timeout(15_000),

@@ -2,6 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { AUTH } from './auth.js';
 import { waitFor } from './cli.js';
 
 // The API's records, as far as the e2e tests read them.
@@ -57,7 +58,7 @@ export interface ProblemBody {
 }
 
 export async function getJson<T>(url: string): Promise<{ status: number; body: T; contentType: string }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+  const res = await fetch(url, { headers: AUTH, signal: AbortSignal.timeout(15_000) });
   const text = await res.text();
   let body: T;
   try {
@@ -83,6 +84,7 @@ export async function upload(
   );
   const res = await fetch(`${baseUrl}/v1/assets`, {
     method: 'POST',
+    headers: AUTH,
     body: form,
     signal: AbortSignal.timeout(60_000),
   });

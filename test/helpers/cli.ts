@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TEST_ADMIN_KEY } from './auth.js';
 
 /** The repository root (this file lives in test/helpers/). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -256,7 +257,7 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     if (name.startsWith('ASSETPIPE_') || name === 'NODE_OPTIONS') continue;
     env[name] = value;
   }
-  return { ...env, ASSETPIPE_LOG_FORMAT: 'json', ...extra };
+  return { ...env, ASSETPIPE_ADMIN_KEY: TEST_ADMIN_KEY, ...extra };
 }
 
 export interface ServerHandle {

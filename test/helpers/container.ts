@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Container, createContainer } from '../../src/container.js';
+import { TEST_ADMIN_KEY } from './auth.js';
 import { tempDir } from './tmp.js';
 
 /** A real container (SQLite, filesystem blobs, SQLite queue) in a fresh temp data directory. */
@@ -11,7 +12,10 @@ export async function testContainer(env: Record<string, string> = {}): Promise<{
   cleanup: () => Promise<void>;
 }> {
   const { dir, cleanup } = await tempDir();
-  const config = loadConfig({ ASSETPIPE_LOG_LEVEL: 'silent', ...env }, { data: dir });
+  const config = loadConfig(
+    { ASSETPIPE_LOG_LEVEL: 'silent', ASSETPIPE_ADMIN_KEY: TEST_ADMIN_KEY, ...env },
+    { data: dir },
+  );
   const container = await createContainer(config, pino({ level: config.logLevel }));
   return {
     container,

@@ -25,9 +25,11 @@ describe('catalog and queue on one SQLite file in one process', () => {
   it('interleaves 40 uploads with 4 workers without a lock error', async () => {
     const workers = startWorkers(container);
     try {
-      const jpeg = await makeJpeg({ width: 96, height: 64 });
+      const jpegs = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => makeJpeg({ width: 96, height: 64, seed: i })),
+      );
       const assets = await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
+        jpegs.map((jpeg, i) =>
           container.assets.ingest(Readable.from([jpeg]), { filename: `${i}.jpg`, projectId: 'default' }),
         ),
       );

@@ -3,8 +3,10 @@ import type { Container } from '../../container.js';
 import type { AssetStatus, MediaType } from '../../domain/asset.js';
 import { decodeCursor, encodeCursor } from '../../domain/cursor.js';
 import { AppError } from '../../errors.js';
-import { type ReceivedUpload, validateProjectId } from '../../services/asset-service.js';
-import { assetResource, runResource } from '../resources.js';
+import type { ReceivedUpload } from '../../services/asset-service.js';
+import { validateProjectId } from '../../services/project-service.js';
+import { principalOf } from '../auth.js';
+import { assetResource, runResource, versionResource } from '../resources.js';
 import { sendBlob } from '../send-blob.js';
 
 const problem = { $ref: 'Problem#' } as const;
@@ -18,22 +20,35 @@ const idParams = {
 const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
 export async function assetRoutes(app: FastifyInstance, options: { container: Container }): Promise<void> {
-  const { assets, config } = options.container;
+  const { assets, projects, config } = options.container;
 
-  app.post<{ Querystring: { projectId?: string } }>(
+  app.post<{ Querystring: { projectId?: string; mediaId?: string } }>(
     '/v1/assets',
     {
       schema: {
         summary: 'Upload a file',
         description:
-          'multipart/form-data with a `file` field and optional `projectId` field (or `?projectId=`). The type is decided from the bytes; processing starts at once.',
+          'multipart/form-data with a `file` field and optional `projectId`, `mediaId` (a second upload with the same media id becomes a new version) and `checksum` (`sha256:<hex>`) fields, sent before the file (or as query parameters; `checksum` also as the `X-Checksum-Sha256` header). The type is decided from the bytes; processing starts at once. 201 for a new asset or version; 200 with `duplicateOf` when the project already has these bytes and its duplicate policy is `link`.',
         tags: ['assets'],
         consumes: ['multipart/form-data'],
         querystring: {
           type: 'object',
-          properties: { projectId: { type: 'string', maxLength: 64 } },
+          properties: {
+            projectId: { type: 'string', maxLength: 64 },
+            mediaId: { type: 'string', maxLength: 128 },
+          },
         },
-        response: { 201: { $ref: 'Asset#' }, 400: problem, 413: problem, 415: problem },
+        response: {
+          200: { $ref: 'Asset#' },
+          201: { $ref: 'Asset#' },
+          400: problem,
+          401: problem,
+          403: problem,
+          409: problem,
+          413: problem,
+          415: problem,
+          422: problem,
+        },
       },
     },
     async (request, reply) => {
@@ -50,6 +65,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
           'Send the file as multipart/form-data in a field named "file".',
         );
       }
+      const principal = principalOf(request);
       const fields: Record<string, string> = {};
       let received: ReceivedUpload | undefined;
       let filename: string | undefined;
@@ -61,7 +77,17 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
               continue;
             }
             filename = part.filename;
-            received = await assets.receive(part.file);
+            // Fields sent before the file choose the project: check its limits before storing a byte.
+            const project = await projects.writable(principal, fields.projectId ?? request.query.projectId);
+            if (Number.isFinite(declared)) {
+              // Content-Length includes the form's framing, so only refuse what must be too big.
+              const fileAtLeast = Math.max(0, declared - MULTIPART_OVERHEAD_BYTES);
+              if (fileAtLeast > 0) await projects.checkIncoming(project, fileAtLeast);
+            }
+            received = await projects.explainTooLarge(
+              project,
+              assets.receive(part.file, { maxBytes: projects.maxUploadBytes(project) }),
+            );
           } else if (typeof part.value === 'string') {
             fields[part.fieldname] = part.value;
           }
@@ -72,9 +98,23 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
             'No file in the request: send it in a multipart field named "file".',
           );
         }
-        const projectId = validateProjectId(fields.projectId ?? request.query.projectId);
-        const asset = await assets.register(received, { filename, projectId });
-        return reply.code(201).header('location', `/v1/assets/${asset.id}`).send(assetResource(asset));
+        const project = await projects.writable(principal, fields.projectId ?? request.query.projectId);
+        const upload = received;
+        received = undefined; // from here register removes the bytes itself when it refuses them
+        const checksumHeader = request.headers['x-checksum-sha256'];
+        const result = await assets.register(upload, {
+          project,
+          filename,
+          mediaId: fields.mediaId ?? request.query.mediaId,
+          checksum: fields.checksum ?? (typeof checksumHeader === 'string' ? checksumHeader : undefined),
+        });
+        return reply
+          .code(result.outcome === 'duplicate' ? 200 : 201)
+          .header('location', `/v1/assets/${result.asset.id}`)
+          .send({
+            ...assetResource(result.asset),
+            duplicateOf: result.duplicateOf ?? result.asset.duplicateOf,
+          });
       } catch (err) {
         if (received) await assets.discard(received);
         throw err;
@@ -87,6 +127,9 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       projectId?: string;
       type?: MediaType;
       status?: AssetStatus;
+      mediaId?: string;
+      q?: string;
+      deleted?: boolean;
       limit: number;
       cursor?: string;
     };
@@ -103,6 +146,13 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
             projectId: { type: 'string', maxLength: 64 },
             type: { type: 'string', enum: ['image', 'video', 'audio'] },
             status: { type: 'string', enum: ['processing', 'ready', 'failed'] },
+            mediaId: { type: 'string', maxLength: 128 },
+            q: {
+              type: 'string',
+              maxLength: 500,
+              description: 'Words to find in filename, tags and metadata (prefix match, all words)',
+            },
+            deleted: { type: 'boolean', description: 'List deleted assets that can still be restored' },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
             cursor: { type: 'string', maxLength: 200 },
           },
@@ -120,11 +170,14 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       },
     },
     async (request) => {
-      const { projectId, type, status, limit, cursor } = request.query;
-      const page = await assets.list({
+      const { projectId, type, status, mediaId, q, deleted, limit, cursor } = request.query;
+      const page = await assets.list(principalOf(request), {
         projectId: projectId === undefined ? undefined : validateProjectId(projectId),
         type,
         status,
+        mediaId,
+        q: q?.trim() === '' ? undefined : q,
+        deleted,
         limit,
         beforeId: cursor === undefined ? undefined : decodeCursor(cursor),
       });
@@ -146,7 +199,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       },
     },
     async (request) => {
-      const { asset, renditions } = await assets.get(request.params.id);
+      const { asset, renditions } = await assets.get(principalOf(request), request.params.id);
       return assetResource(asset, renditions);
     },
   );
@@ -164,7 +217,9 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
         },
       },
     },
-    async (request) => ({ items: (await assets.runs(request.params.id)).map(runResource) }),
+    async (request) => ({
+      items: (await assets.runs(principalOf(request), request.params.id)).map(runResource),
+    }),
   );
 
   app.route<{ Params: { id: string } }>({
@@ -177,7 +232,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       response: { 404: problem, 416: problem },
     },
     handler: async (request, reply) => {
-      const original = await assets.original(request.params.id);
+      const original = await assets.original(principalOf(request), request.params.id);
       return sendBlob(request, reply, {
         info: original.info,
         open: original.open,
@@ -204,7 +259,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       response: { 404: problem, 416: problem },
     },
     handler: async (request, reply) => {
-      const found = await assets.rendition(request.params.id, request.params.name);
+      const found = await assets.rendition(principalOf(request), request.params.id, request.params.name);
       return sendBlob(request, reply, {
         info: found.info,
         open: found.open,
@@ -213,4 +268,131 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       });
     },
   });
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/assets/:id/versions',
+    {
+      schema: {
+        summary: 'Every version of the asset, oldest first, with its processing outcome',
+        tags: ['assets'],
+        params: idParams,
+      },
+    },
+    async (request) => {
+      const { asset, versions } = await assets.versions(principalOf(request), request.params.id);
+      return { currentVersion: asset.versionNumber, items: versions.map((v) => versionResource(v)) };
+    },
+  );
+
+  app.post<{ Params: { id: string; version: number } }>(
+    '/v1/assets/:id/versions/:version/current',
+    {
+      schema: {
+        summary: 'Make an earlier version current again',
+        tags: ['assets'],
+        params: {
+          type: 'object',
+          properties: { id: { type: 'string', maxLength: 64 }, version: { type: 'integer', minimum: 1 } },
+          required: ['id', 'version'],
+        },
+      },
+    },
+    async (request) =>
+      assetResource(
+        await assets.setCurrentVersion(principalOf(request), request.params.id, request.params.version),
+      ),
+  );
+
+  app.route<{ Params: { id: string; version: number } }>({
+    method: ['GET', 'HEAD'],
+    url: '/v1/assets/:id/versions/:version/original',
+    schema: {
+      summary: 'The original bytes of any version',
+      tags: ['assets'],
+      params: {
+        type: 'object',
+        properties: { id: { type: 'string', maxLength: 64 }, version: { type: 'integer', minimum: 1 } },
+        required: ['id', 'version'],
+      },
+    },
+    handler: async (request, reply) => {
+      const original = await assets.original(principalOf(request), request.params.id, request.params.version);
+      return sendBlob(request, reply, {
+        info: original.info,
+        open: original.open,
+        contentType:
+          original.version.mimeType === 'image/svg+xml'
+            ? 'application/octet-stream'
+            : original.version.mimeType,
+        cacheControl: 'private, max-age=31536000, immutable',
+        downloadName: original.version.filename,
+      });
+    },
+  });
+
+  app.patch<{ Params: { id: string }; Body: { tags?: string[]; filename?: string } }>(
+    '/v1/assets/:id',
+    {
+      schema: {
+        summary: 'Change tags or the display filename',
+        tags: ['assets'],
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            tags: { type: 'array', maxItems: 50, items: { type: 'string', maxLength: 64 } },
+            filename: { type: 'string', maxLength: 10_000 },
+          },
+        },
+        response: { 200: { $ref: 'Asset#' }, 400: problem, 404: problem },
+      },
+    },
+    async (request) =>
+      assetResource(await assets.update(principalOf(request), request.params.id, request.body ?? {})),
+  );
+
+  app.delete<{ Params: { id: string }; Querystring: { purge?: boolean } }>(
+    '/v1/assets/:id',
+    {
+      schema: {
+        summary: 'Delete: hidden at once, restorable during the grace period, then purged with all its bytes',
+        tags: ['assets'],
+        params: idParams,
+        querystring: {
+          type: 'object',
+          properties: { purge: { type: 'boolean', description: 'Remove everything now (admin)' } },
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      if (request.query.purge && !principal.scopes.includes('admin')) {
+        throw new AppError('FORBIDDEN', 'Purging without a grace period needs the "admin" scope.');
+      }
+      const result = await assets.delete(principal, request.params.id, {
+        purgeNow: request.query.purge === true,
+      });
+      return { id: request.params.id, deleted: true, purgeAfter: result.purgeAfter };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/assets/:id/restore',
+    { schema: { summary: 'Undo a delete during its grace period', tags: ['assets'], params: idParams } },
+    async (request) => assetResource(await assets.restore(principalOf(request), request.params.id)),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/assets/:id/reprocess',
+    {
+      schema: {
+        summary: 'Run the pipeline again on the current version',
+        tags: ['assets'],
+        params: idParams,
+      },
+    },
+    async (request, reply) =>
+      reply.code(202).send(assetResource(await assets.reprocess(principalOf(request), request.params.id))),
+  );
 }

@@ -18,20 +18,61 @@ const PAGE = `<!doctype html>
 <body>
 <h1>assetpipe</h1>
 <p>Self-hosted media pipeline: upload images, video and audio; get placeholders, renditions and a catalog back.</p>
-<form method="post" action="/v1/assets" enctype="multipart/form-data">
+<p id="login">Not logged in: open the link printed at first start (<code>/#key=…</code>) or paste an API key:
+  <input id="key" type="password" size="40" autocomplete="off"> <button id="save">Use key</button></p>
+<form id="upload">
   <label>Upload a file: <input type="file" name="file" required></label>
-  <button type="submit">Upload</button>
+  <button type="submit">Upload</button> <span id="status" role="status"></span>
 </form>
+<h2>Recent assets</h2>
+<ul id="assets"><li>…</li></ul>
+<script src="/app.js"></script>
 <ul>
   <li><a href="/docs">API documentation (OpenAPI)</a></li>
-  <li><a href="/v1/assets">Assets</a> &mdash; <code>curl -F file=@photo.jpg http://HOST/v1/assets</code></li>
+  <li><code>curl -H "Authorization: Bearer $KEY" -F file=@photo.jpg http://HOST/v1/assets</code></li>
   <li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
 </ul>
 </body>
 </html>
 `;
 
+// The key comes in the URL fragment (never sent to a server or its logs) and stays in localStorage.
+const SCRIPT = `
+const KEY = 'assetpipe.key';
+const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
+if (fromHash) { localStorage.setItem(KEY, fromHash); history.replaceState(null, '', location.pathname); }
+const key = () => localStorage.getItem(KEY);
+const api = (path, init = {}) => fetch(path, { ...init, headers: { ...(init.headers || {}), authorization: 'Bearer ' + key() } });
+const list = document.getElementById('assets');
+async function refresh() {
+  document.getElementById('login').hidden = Boolean(key());
+  if (!key()) { list.textContent = ''; return; }
+  const res = await api('/v1/assets?limit=20');
+  if (!res.ok) { list.textContent = (await res.json()).detail; return; }
+  list.replaceChildren(...(await res.json()).items.map((a) => {
+    const li = document.createElement('li');
+    li.textContent = a.filename + ' \u2014 ' + a.type + ', ' + a.status + (a.width ? ', ' + a.width + '\u00d7' + a.height : '') + (a.error ? ': ' + a.error : '');
+    return li;
+  }));
+}
+document.getElementById('save').onclick = () => { localStorage.setItem(KEY, document.getElementById('key').value.trim()); refresh(); };
+document.getElementById('upload').onsubmit = async (event) => {
+  event.preventDefault();
+  const status = document.getElementById('status');
+  status.textContent = 'uploading\u2026';
+  const res = await api('/v1/assets', { method: 'POST', body: new FormData(event.target) });
+  const body = await res.json();
+  status.textContent = res.ok ? 'uploaded ' + body.id : body.detail;
+  refresh();
+};
+refresh();
+setInterval(refresh, 3000);
+`;
+
 export async function webRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/app.js', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(SCRIPT),
+  );
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')

@@ -19,6 +19,13 @@ export const mediaProbeStep: StepDefinition = {
     if (!probe.video && !probe.audio) {
       throw new AppError('MEDIA_INVALID', 'The file has no video or audio stream that can be decoded.');
     }
+    const max = ctx.limits.maxDurationSec;
+    if (max !== null && probe.durationSec !== null && probe.durationSec > max) {
+      throw new AppError(
+        'DURATION_TOO_LONG',
+        `The file lasts ${Math.round(probe.durationSec)} s; project "${ctx.limits.projectId}" accepts at most ${max} s (limit maxVideoDurationSec).`,
+      );
+    }
     return {
       durationSec: probe.durationSec,
       formatName: probe.formatName,
