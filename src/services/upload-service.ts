@@ -204,6 +204,9 @@ export class UploadService {
       };
     }
     if (upload.state === 'aborted') throw new AppError('UPLOAD_NOT_FOUND', `Upload ${uploadId} was aborted.`);
+    if (upload.expiresAt < this.now().toISOString()) {
+      throw new AppError('UPLOAD_NOT_FOUND', `Upload ${uploadId} has expired; start a new one.`);
+    }
     if (!(await this.options.catalog.claimUploadCompletion(uploadId))) {
       throw new AppError('UPLOAD_CONFLICT', `Upload ${uploadId} is being completed by another request.`);
     }

@@ -95,6 +95,14 @@ function partsFrom(body: PartsBody | undefined) {
   });
 }
 
+/**
+ * Complete's body is optional (no body: every received part), but a POST without one reaches the
+ * schema as `undefined`, which `type: object` refuses: treat it as `{}`.
+ */
+async function noBodyIsEmpty(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
 function completed(
   result: RegisterResult | { asset: RegisterResult['asset']; outcome: string; duplicateOf: null },
 ) {
@@ -171,6 +179,7 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
         tags: ['uploads'],
         body: partsBody,
       },
+      preValidation: noBodyIsEmpty,
     },
     async (request, reply) => {
       const result = await uploads.completeMultipart(
@@ -241,7 +250,8 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
   );
   app.get<{ Params: { id: string }; Querystring: { partNumbers?: string } }>(
     '/v1/uploads/s3/multipart/:id/batch',
-    { schema: { hide: true } },
+    // A GET, but signing part URLs hands out the right to write bytes: `write`, as the native POST.
+    { schema: { hide: true }, config: { scope: 'write' } },
     async (request) => {
       const numbers = (request.query.partNumbers ?? '').split(',').filter(Boolean).map(Number);
       const signed = await uploads.signParts(
@@ -255,7 +265,7 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
   );
   app.get<{ Params: { id: string; partNumber: string } }>(
     '/v1/uploads/s3/multipart/:id/:partNumber',
-    { schema: { hide: true } },
+    { schema: { hide: true }, config: { scope: 'write' } },
     async (request) => {
       const n = Number(request.params.partNumber);
       const signed = await uploads.signParts(
@@ -279,7 +289,7 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
   );
   app.post<{ Params: { id: string }; Body: PartsBody }>(
     '/v1/uploads/s3/multipart/:id/complete',
-    { schema: { hide: true, body: partsBody } },
+    { schema: { hide: true, body: partsBody }, preValidation: noBodyIsEmpty },
     async (request) => {
       const result = await uploads.completeMultipart(
         principalOf(request),
