@@ -6,12 +6,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Container } from './container.js';
 import { newId } from './domain/ids.js';
 import { AppError } from './errors.js';
-import { registerAuth } from './http/auth.js';
+import { principalOf, registerAuth } from './http/auth.js';
 import { sendProblem } from './http/problem.js';
 import { assetRoutes } from './http/routes/assets.js';
 import { keyRoutes } from './http/routes/keys.js';
 import { operationsRoutes } from './http/routes/operations.js';
 import { projectRoutes } from './http/routes/projects.js';
+import { type TusRouteOptions, tusRoutes } from './http/routes/tus.js';
 import { uploadRoutes } from './http/routes/uploads.js';
 import { webRoutes } from './http/routes/web.js';
 import { assetSchema, problemSchema, runSchema } from './http/schemas.js';
@@ -20,6 +21,8 @@ import { VERSION } from './version.js';
 export interface AppOptions {
   /** `/readyz` answers 503 once this returns true. */
   isShuttingDown?: () => boolean;
+  /** tus settings: `hooks` replaces the upload service's (route-level tests), the rest is passed on. */
+  tus?: Partial<Pick<TusRouteOptions, 'hooks' | 'expirationMs' | 'cleanupIntervalMs' | 'onControls'>>;
 }
 
 /** Builds the HTTP app without listening, so tests drive it with `inject()`. */
@@ -116,6 +119,18 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
   });
   await app.register(assetRoutes, { container });
   await app.register(uploadRoutes, { container });
+  const { uploads } = container;
+  await app.register(tusRoutes, {
+    container,
+    ...options.tus,
+    hooks: options.tus?.hooks ?? {
+      start: (upload) => uploads.startTus(upload),
+      finish: (upload) => uploads.finishTus(upload),
+      terminate: (uploadId) => uploads.terminateTus(uploadId),
+      authorize: (uploadId, principal) => uploads.authorizeTus(uploadId, principal),
+      principalOf,
+    },
+  });
   await app.register(projectRoutes, { container });
   await app.register(keyRoutes, { container });
   return app;

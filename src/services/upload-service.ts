@@ -330,6 +330,11 @@ export class UploadService {
     }
   }
 
+  /** A tus upload this caller may touch: its project must be the key's (others look absent). */
+  async authorizeTus(uploadId: string, principal: Principal): Promise<void> {
+    await this.session(principal, uploadId, 'tus');
+  }
+
   async terminateTus(uploadId: string): Promise<void> {
     await this.options.catalog.abortUpload(uploadId);
   }

@@ -1,0 +1,423 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { FileStore } from '@tus/file-store';
+import { Server, type Upload } from '@tus/server';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Container } from '../../container.js';
+import type { Principal } from '../../domain/api-key.js';
+import { isId, newId } from '../../domain/ids.js';
+import { AppError } from '../../errors.js';
+import type { FinishedTusUpload, NewTusUpload } from '../../services/upload-service.js';
+import { problemFor, sendProblem, toAppError } from '../problem.js';
+
+/**
+ * tus 1.0 (https://tus.io/protocols/resumable-upload) at `/v1/uploads/tus`, served by @tus/server
+ * with its FileStore under `<dataDir>/uploads/tus`.
+ *
+ * Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration.
+ * Not checksum: @tus/file-store 2.x does not implement it (its extension list has no `checksum`
+ * and @tus/server never reads `Upload-Checksum`), so that header is ignored as the protocol allows
+ * for a server that does not announce the extension. Whole-file integrity is the `checksum`
+ * metadata (`sha256:<hex>`), which the finish hook verifies.
+ */
+export const TUS_PATH = '/v1/uploads/tus';
+/** Response header naming the asset a completed upload became (also in the JSON body). */
+export const ASSET_ID_HEADER = 'Upload-Asset-Id';
+
+const TUS_RESUMABLE = '1.0.0';
+const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
+const DEFAULT_CLEANUP_INTERVAL_MS = 15 * 60_000;
+
+export interface TusHooks {
+  /** Validate and record a new upload before any byte is accepted; throw AppError to refuse (its status + message go back to the client). */
+  start(upload: NewTusUpload): Promise<void>;
+  /** The last byte arrived: create the asset (exactly once per uploadId, even if called again) and return it. */
+  finish(upload: FinishedTusUpload): Promise<{ id: string; status: string }>;
+  /** The client terminated the upload (DELETE). */
+  terminate(uploadId: string): Promise<void>;
+  /** The principal of this request (set by the auth layer); throws AppError('UNAUTHORIZED') if none. */
+  principalOf(request: FastifyRequest): Principal;
+  /**
+   * May this caller touch this existing upload (HEAD, PATCH, DELETE)? Throw AppError (e.g.
+   * UPLOAD_NOT_FOUND for another project's upload) to refuse. Optional: without it any valid key may.
+   */
+  authorize?(uploadId: string, principal: Principal): Promise<void>;
+}
+
+/** Handles for operations and tests. */
+export interface TusControls {
+  /** Runs one expiry sweep now: removes expired uploads (and their completion records); returns how many. */
+  cleanUpExpired(): Promise<number>;
+  /** The FileStore directory (`<dataDir>/uploads/tus`). */
+  directory: string;
+}
+
+export interface TusRouteOptions {
+  container: Container;
+  hooks: TusHooks;
+  /** An upload not finished this long after its creation is gone (410, then removed). @default ASSETPIPE_UPLOAD_EXPIRY_SEC */
+  expirationMs?: number;
+  /** How often expired uploads are swept. @default a quarter of the expiration, at most 15 min */
+  cleanupIntervalMs?: number;
+  /** Receives the controls once the route is set up. */
+  onControls?: (controls: TusControls) => void;
+}
+
+/** What a completed upload became, kept next to the tus store so every later answer names the same asset. */
+interface Completion {
+  assetId: string;
+  /** The asset's status when the upload completed (GET /v1/assets/{id} has the current one). */
+  status: string;
+  completedAt: string;
+}
+
+/** Per request: what the tus hooks need from Fastify, found again from the raw Node request. */
+interface RequestState {
+  request: FastifyRequest;
+  principal: Principal | undefined;
+  /** Set when the response body is a problem document, so that its Content-Type says so. */
+  problem: boolean;
+}
+
+/** Upload ids are ours (`upl_<ulid>`): anything else is not an upload, whatever the path holds. */
+function uploadIdOf(url: string): string | undefined {
+  let last: string;
+  try {
+    last = decodeURIComponent(new URL(url, 'http://localhost').pathname.split('/').pop() ?? '');
+  } catch {
+    return undefined;
+  }
+  return isId(last, 'upl') ? last : undefined;
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
+
+/**
+ * Completion records: `<dataDir>/uploads/tus-completed/<uploadId>.json`, written after the finish
+ * hook returned, read before it is called again. Plus single-flight within the process, because
+ * @tus/server calls `onUploadFinish` outside its upload lock: two requests that both find the upload
+ * complete (the last PATCH and a repeated empty one) would otherwise call the hook concurrently.
+ */
+class Completions {
+  private readonly inflight = new Map<string, Promise<Completion>>();
+
+  constructor(
+    readonly directory: string,
+    private readonly onWriteError: (err: unknown, uploadId: string) => void,
+  ) {}
+
+  private file(uploadId: string): string {
+    return join(this.directory, `${uploadId}.json`);
+  }
+
+  async read(uploadId: string): Promise<Completion | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(uploadId), 'utf8')) as Completion;
+    } catch (err) {
+      if (isMissing(err) || err instanceof SyntaxError) return undefined;
+      throw err;
+    }
+  }
+
+  private async write(uploadId: string, completion: Completion): Promise<void> {
+    const tmp = `${this.file(uploadId)}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(completion));
+    await rename(tmp, this.file(uploadId));
+  }
+
+  /** The upload's asset: recorded, being created by another request, or created now by `finish`. */
+  complete(uploadId: string, finish: () => Promise<{ id: string; status: string }>): Promise<Completion> {
+    const running = this.inflight.get(uploadId);
+    if (running) return running;
+    const promise = (async () => {
+      const recorded = await this.read(uploadId);
+      if (recorded) return recorded;
+      const asset = await finish();
+      const completion = { assetId: asset.id, status: asset.status, completedAt: new Date().toISOString() };
+      // The asset exists either way; without the record a repeat asks the (idempotent) hook again.
+      await this.write(uploadId, completion).catch((err: unknown) => this.onWriteError(err, uploadId));
+      return completion;
+    })().finally(() => {
+      if (this.inflight.get(uploadId) === promise) this.inflight.delete(uploadId);
+    });
+    this.inflight.set(uploadId, promise);
+    return promise;
+  }
+
+  /** Removes records whose upload is gone (expired or terminated), and stale temp files. */
+  async sweep(uploadExists: (uploadId: string) => Promise<boolean>, olderThanMs: number): Promise<void> {
+    const names = await readdir(this.directory).catch((err: unknown) => {
+      if (isMissing(err)) return [] as string[];
+      throw err;
+    });
+    for (const name of names) {
+      const path = join(this.directory, name);
+      if (name.endsWith('.tmp')) {
+        const info = await stat(path).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > olderThanMs) await rm(path, { force: true });
+        continue;
+      }
+      const uploadId = name.endsWith('.json') ? name.slice(0, -'.json'.length) : undefined;
+      if (uploadId && !this.inflight.has(uploadId) && !(await uploadExists(uploadId))) {
+        await rm(path, { force: true });
+      }
+    }
+  }
+}
+
+/** @tus/server writes the head with a raw header array; give our problem bodies their content type. */
+function labelProblemBodies(res: ServerResponse, state: RequestState): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (state.problem) {
+      const headers = args[args.length - 1];
+      if (Array.isArray(headers)) {
+        for (let i = 0; i + 1 < headers.length; i += 2) {
+          if (String(headers[i]).toLowerCase() === 'content-type') headers[i + 1] = PROBLEM_TYPE;
+        }
+      } else if (headers && typeof headers === 'object') {
+        for (const key of Object.keys(headers)) {
+          if (key.toLowerCase() === 'content-type') delete (headers as Record<string, unknown>)[key];
+        }
+      }
+      this.setHeader('Content-Type', PROBLEM_TYPE);
+    }
+    return Reflect.apply(writeHead, this, args) as ServerResponse;
+  } as ServerResponse['writeHead'];
+}
+
+/** Sends a problem from the Fastify side (before tus sees the request), with the tus version header. */
+function refuseEarly(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  reply.header('Tus-Resumable', TUS_RESUMABLE);
+  return sendProblem(request, reply, err);
+}
+
+export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions): Promise<void> {
+  const { container, hooks } = options;
+  const { config } = container;
+  const directory = join(config.dataDir, 'uploads', 'tus');
+  const completions = new Completions(join(config.dataDir, 'uploads', 'tus-completed'), (err, uploadId) =>
+    app.log.warn({ err, uploadId }, 'could not record a tus completion'),
+  );
+  await mkdir(directory, { recursive: true });
+  await mkdir(completions.directory, { recursive: true });
+
+  const expirationMs = options.expirationMs ?? config.uploadExpirySec * 1000;
+  // Keyed by the raw Node request, which @tus/server hands its hooks as `req.runtime.node.req`.
+  const states = new WeakMap<object, RequestState>();
+
+  /** The route state of the request a tus hook is running for. */
+  const stateOf = (req: { runtime?: { node?: { req: object } } }): RequestState => {
+    const raw = req.runtime?.node?.req;
+    const state = raw ? states.get(raw) : undefined;
+    if (!state) throw new Error('tus hook called for a request that did not come through the tus route');
+    return state;
+  };
+
+  const principalOf = (state: RequestState): Principal => {
+    if (!state.principal) throw new AppError('UNAUTHORIZED', 'An API key is required.');
+    return state.principal;
+  };
+
+  /** An error from a hook as @tus/server wants it thrown: `{ status_code, body }`, body a problem document. */
+  const refusal = (state: RequestState, err: unknown): { status_code: number; body: string } => {
+    const appError = toAppError(err);
+    const { request } = state;
+    if (appError.status >= 500) request.log.error({ err: appError.cause ?? appError }, 'tus request failed');
+    else request.log.info({ code: appError.code, detail: appError.message }, 'tus request refused');
+    state.problem = true;
+    return {
+      status_code: appError.status,
+      body: JSON.stringify(problemFor(appError, request.url.split('?')[0])),
+    };
+  };
+
+  const datastore = new FileStore({ directory, expirationPeriodInMilliseconds: expirationMs });
+  const server = new Server({
+    path: TUS_PATH,
+    datastore,
+    maxSize: config.maxUploadBytes,
+    namingFunction: () => newId('upl'),
+    getFileIdFromRequest: (req) => uploadIdOf(req.url),
+    // Behind a proxy: an absolute URL only when ASSETPIPE_PUBLIC_URL says where we are reachable,
+    // otherwise a relative one, which the client resolves against the URL it used (RFC 9110 §10.2.2).
+    // Forwarded headers are not trusted.
+    generateUrl: (_req, { path, id }) => `${config.publicUrl ?? ''}${path}/${id}`,
+    exposedHeaders: [ASSET_ID_HEADER],
+
+    async onUploadCreate(req, upload: Upload) {
+      const state = stateOf(req);
+      try {
+        await hooks.start({
+          uploadId: upload.id,
+          size: upload.size,
+          metadata: { ...upload.metadata },
+          principal: principalOf(state),
+        });
+      } catch (err) {
+        throw refusal(state, err);
+      }
+      return {};
+    },
+
+    async onUploadFinish(req, upload: Upload) {
+      const state = stateOf(req);
+      let completion: Completion;
+      try {
+        const principal = principalOf(state);
+        completion = await completions.complete(upload.id, () =>
+          hooks.finish({
+            uploadId: upload.id,
+            filePath: upload.storage?.path ?? join(directory, upload.id),
+            size: upload.size ?? upload.offset,
+            metadata: { ...upload.metadata },
+            principal,
+          }),
+        );
+      } catch (err) {
+        throw refusal(state, err);
+      }
+      state.request.log.info({ uploadId: upload.id, assetId: completion.assetId }, 'tus upload completed');
+      return {
+        // tus answers a PATCH with 204, which has no body; 200 carries it (tus clients accept any 2xx).
+        // A creation-with-upload that completes keeps its 201 and Location.
+        ...(req.method === 'PATCH' ? { status_code: 200 } : {}),
+        headers: { [ASSET_ID_HEADER]: completion.assetId, 'Content-Type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ assetId: completion.assetId, status: completion.status }),
+      };
+    },
+
+    async onIncomingRequest(req, uploadId) {
+      if (req.method !== 'DELETE') return;
+      const state = stateOf(req);
+      // An unknown or expired upload: tus's own 404/410 error, and the hook is not bothered.
+      await datastore.getUpload(uploadId);
+      // An upload that became an asset has nothing left to terminate: DELETE only frees its bytes.
+      if (await completions.read(uploadId)) return;
+      try {
+        await hooks.terminate(uploadId);
+      } catch (err) {
+        throw refusal(state, err);
+      }
+    },
+
+    onResponseError(req, err) {
+      const status = 'status_code' in err ? err.status_code : 500;
+      if (status >= 500) {
+        const log = states.get(req.runtime?.node?.req ?? {})?.request.log ?? app.log;
+        log.error({ err }, 'tus request failed');
+      }
+      return undefined;
+    },
+  });
+
+  // --- expiration -----------------------------------------------------------------------------
+  let sweeping: Promise<number> | undefined;
+  const cleanUpExpired = (): Promise<number> => {
+    sweeping ??= (async () => {
+      try {
+        const removed = await server.cleanUpExpiredUploads();
+        await completions.sweep(
+          async (uploadId) => (await datastore.configstore.get(uploadId)) !== undefined,
+          expirationMs,
+        );
+        if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
+        return removed;
+      } finally {
+        sweeping = undefined;
+      }
+    })();
+    return sweeping;
+  };
+  const intervalMs =
+    options.cleanupIntervalMs ?? Math.max(1000, Math.min(DEFAULT_CLEANUP_INTERVAL_MS, expirationMs / 4));
+  const timer = setInterval(() => {
+    cleanUpExpired().catch((err: unknown) => app.log.warn({ err }, 'tus expiry sweep failed'));
+  }, intervalMs);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
+  options.onControls?.({ cleanUpExpired, directory });
+
+  // --- Fastify mounting -----------------------------------------------------------------------
+  // Only in this plugin's scope: no parser at all, so Fastify never reads a body here and the raw
+  // request reaches tus untouched (`application/offset+octet-stream`, or anything else a client sends).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const wildcard = (request.params as { '*'?: string })['*'];
+    if (wildcard !== undefined && !isId(wildcard, 'upl')) {
+      return refuseEarly(
+        request,
+        reply,
+        new AppError('UPLOAD_NOT_FOUND', `No upload ${JSON.stringify(wildcard.slice(0, 100))}.`),
+      );
+    }
+    let principal: Principal | undefined;
+    if (request.method !== 'OPTIONS') {
+      try {
+        principal = hooks.principalOf(request);
+        if (wildcard !== undefined && hooks.authorize) await hooks.authorize(wildcard, principal);
+      } catch (err) {
+        return refuseEarly(request, reply, err);
+      }
+    }
+    if (wildcard !== undefined && (request.method === 'HEAD' || request.method === 'PATCH')) {
+      // A completed upload names its asset on every later answer, even a 409 for a repeated last chunk.
+      const completion = await completions.read(wildcard).catch(() => undefined);
+      if (completion) reply.raw.setHeader(ASSET_ID_HEADER, completion.assetId);
+    }
+
+    const state: RequestState = { request, principal, problem: false };
+    states.set(request.raw, state);
+    labelProblemBodies(reply.raw, state);
+    reply.hijack();
+    try {
+      await server.handle(request.raw, reply.raw);
+    } catch (err) {
+      request.log.error({ err }, 'tus handler failed');
+      if (!reply.raw.headersSent) {
+        reply.raw.statusCode = 500;
+        reply.raw.end();
+      } else {
+        reply.raw.destroy();
+      }
+    } finally {
+      states.delete(request.raw);
+    }
+  };
+
+  const schema = (summary: string) => ({ summary, tags: ['uploads'] });
+  app.route({
+    method: 'POST',
+    url: TUS_PATH,
+    schema: schema('tus: create an upload (creation, creation-with-upload, creation-defer-length)'),
+    handler,
+  });
+  app.route({
+    // No GET: @tus/server would serve the raw bytes of a finished upload; the asset API serves originals.
+    method: ['HEAD', 'PATCH', 'DELETE'],
+    url: `${TUS_PATH}/*`,
+    schema: schema('tus: offset (HEAD), append (PATCH), terminate (DELETE)'),
+    handler,
+  });
+  // OPTIONS tells what the server supports; browsers send it without credentials (CORS preflight).
+  app.route({
+    method: 'OPTIONS',
+    url: TUS_PATH,
+    config: { auth: false },
+    schema: schema('tus: server capabilities'),
+    handler,
+  });
+  app.route({
+    method: 'OPTIONS',
+    url: `${TUS_PATH}/*`,
+    config: { auth: false },
+    schema: schema('tus: server capabilities'),
+    handler,
+  });
+}
