@@ -36,6 +36,7 @@ import { loadConfig } from '../src/config.js';
 import { createContainer } from '../src/container.js';
 import { principalOf } from '../src/http/auth.js';
 import { TUS_PATH } from '../src/http/routes/tus.js';
+import { wavHeader } from '../test/helpers/wav.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
@@ -45,25 +46,6 @@ const ADMIN_KEY = randomBytes(24).toString('hex');
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'RESULTS.md');
 const START = '<!-- bench:upload:start -->';
 const END = '<!-- bench:upload:end -->';
-
-/** A 44-byte PCM WAVE header: the generated file is a (noisy) audio file, so ingest accepts it. */
-function wavHeader(dataBytes: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(36 + dataBytes, 4);
-  h.write('WAVE', 8, 'ascii');
-  h.write('fmt ', 12, 'ascii');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(2, 22);
-  h.writeUInt32LE(48_000, 24);
-  h.writeUInt32LE(48_000 * 4, 28);
-  h.writeUInt16LE(4, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(dataBytes, 40);
-  return h;
-}
 
 async function generate(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');

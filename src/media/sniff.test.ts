@@ -1,23 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { wavHeader } from '../../test/helpers/wav.js';
 import { looksLikeSvg, sniffMedia } from './sniff.js';
-
-function wavHeader(): Buffer {
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0);
-  header.writeUInt32LE(36, 4);
-  header.write('WAVE', 8);
-  header.write('fmt ', 12);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(2, 22);
-  header.writeUInt32LE(48000, 24);
-  header.writeUInt32LE(192000, 28);
-  header.writeUInt16LE(4, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36);
-  return header;
-}
 
 describe('sniffMedia', () => {
   it.each(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const)(
@@ -33,7 +17,7 @@ describe('sniffMedia', () => {
   );
 
   it('detects WAV as audio', async () => {
-    expect(await sniffMedia(wavHeader())).toMatchObject({ type: 'audio', mime: 'audio/wav' });
+    expect(await sniffMedia(wavHeader(0))).toMatchObject({ type: 'audio', mime: 'audio/wav' });
   });
 
   it('detects SVG documents, with or without an XML declaration', async () => {

@@ -8,29 +8,11 @@ import { type AssetRecord, getJson } from '../helpers/api.js';
 import { AUTH } from '../helpers/auth.js';
 import { ensureBuilt, ProcessGroup, waitFor } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { wavHeader } from '../helpers/wav.js';
 
 const GiB = 1024 ** 3;
 const CHUNK = 1024 * 1024;
 const PEAK_RSS_LIMIT_BYTES = 200 * 1000 * 1000; // 200 MB
-
-/** A canonical 44-byte PCM WAVE header: 16-bit stereo 48 kHz, `dataBytes` of samples following. */
-function wavHeader(dataBytes: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(36 + dataBytes, 4);
-  h.write('WAVE', 8, 'ascii');
-  h.write('fmt ', 12, 'ascii');
-  h.writeUInt32LE(16, 16); // fmt chunk size
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(2, 22); // channels
-  h.writeUInt32LE(48_000, 24); // sample rate
-  h.writeUInt32LE(48_000 * 2 * 2, 28); // byte rate
-  h.writeUInt16LE(2 * 2, 32); // block align
-  h.writeUInt16LE(16, 34); // bits per sample
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(dataBytes, 40);
-  return h;
-}
 
 /** Peak resident set size since start (VmHWM), in bytes. */
 async function peakRss(pid: number): Promise<number> {

@@ -7,6 +7,7 @@ import { AUTH } from '../helpers/auth.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { multipart } from '../helpers/form.js';
 import { makeJpeg } from '../helpers/images.js';
+import { silentWav } from '../helpers/wav.js';
 
 describe('catalog operations, projects and API keys over HTTP', () => {
   let app: FastifyInstance;
@@ -260,21 +261,7 @@ describe('catalog operations, projects and API keys over HTTP', () => {
 
     it('fails a recording longer than the project allows, naming the limit', async () => {
       await createProject({ id: 'short', limits: { maxVideoDurationSec: 1 } });
-      const seconds = 2;
-      const data = seconds * 48_000 * 4;
-      const wav = Buffer.alloc(44 + data);
-      wav.write('RIFF', 0);
-      wav.writeUInt32LE(36 + data, 4);
-      wav.write('WAVEfmt ', 8);
-      wav.writeUInt32LE(16, 16);
-      wav.writeUInt16LE(1, 20);
-      wav.writeUInt16LE(2, 22);
-      wav.writeUInt32LE(48_000, 24);
-      wav.writeUInt32LE(192_000, 28);
-      wav.writeUInt16LE(4, 32);
-      wav.writeUInt16LE(16, 34);
-      wav.write('data', 36);
-      wav.writeUInt32LE(data, 40);
+      const wav = silentWav(2);
       const res = await upload(wav, { projectId: 'short' }, null, 'voice.wav');
       expect(res.statusCode).toBe(201);
       const done = await ready(res.json().id);

@@ -17,31 +17,13 @@ import { ASSET_ID_HEADER, TUS_PATH, type TusControls, type TusHooks } from '../.
 import type { FinishedTusUpload, NewTusUpload } from '../../src/services/upload-service.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { tempDir } from '../helpers/tmp.js';
+import { wavHeader } from '../helpers/wav.js';
 
 const MiB = 1024 * 1024;
 const ADMIN_KEY = 'tus-test-admin-key-0123456789abcdef';
 const AUTH = { Authorization: `Bearer ${ADMIN_KEY}` };
 const MAX_UPLOAD = 256 * MiB;
 const PRINCIPAL: Principal = { keyId: 'admin', scopes: ['admin'], projectId: null };
-
-/** A canonical 44-byte PCM WAVE header, so that the bytes after it are a (noisy) audio file. */
-function wavHeader(dataBytes: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(Math.min(36 + dataBytes, 0xffffffff), 4);
-  h.write('WAVE', 8, 'ascii');
-  h.write('fmt ', 12, 'ascii');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(2, 22);
-  h.writeUInt32LE(48_000, 24);
-  h.writeUInt32LE(48_000 * 4, 28);
-  h.writeUInt16LE(4, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(Math.min(dataBytes, 0xffffffff), 40);
-  return h;
-}
 
 function wav(size: number): Buffer {
   return Buffer.concat([wavHeader(size - 44), randomBytes(size - 44)]);

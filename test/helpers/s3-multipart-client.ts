@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { wavHeader } from './wav.js';
 
 // A client for assetpipe's S3-style multipart uploads over real HTTP: the calls `@uppy/aws-s3`
 // makes against a Companion-compatible `endpoint`, and plain PUTs of part bytes to signed URLs.
 
 /** 16-bit stereo PCM at 48 kHz: bytes of samples per second. */
-export const WAV_BYTE_RATE = 48_000 * 2 * 2;
+export { WAV_BYTE_RATE } from './wav.js';
 
 /**
  * A valid WAV file of exactly `totalBytes`: a canonical 44-byte PCM header, then random samples.
@@ -14,21 +15,7 @@ export const WAV_BYTE_RATE = 48_000 * 2 * 2;
 export function makeWav(totalBytes: number): Buffer {
   const dataBytes = totalBytes - 44;
   if (dataBytes < 4 || dataBytes % 4 !== 0) throw new Error('a WAV needs 44 + 4n bytes, n >= 1');
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(36 + dataBytes, 4);
-  h.write('WAVE', 8, 'ascii');
-  h.write('fmt ', 12, 'ascii');
-  h.writeUInt32LE(16, 16); // fmt chunk size
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(2, 22); // channels
-  h.writeUInt32LE(48_000, 24); // sample rate
-  h.writeUInt32LE(WAV_BYTE_RATE, 28); // byte rate
-  h.writeUInt16LE(4, 32); // block align
-  h.writeUInt16LE(16, 34); // bits per sample
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(dataBytes, 40);
-  return Buffer.concat([h, randomBytes(dataBytes)]);
+  return Buffer.concat([wavHeader(dataBytes), randomBytes(dataBytes)]);
 }
 
 export function sha256(bytes: Uint8Array): string {
