@@ -16,18 +16,23 @@ declare module 'fastify' {
   }
 }
 
-function isApiPath(url: string): boolean {
-  return url.startsWith('/v1/') || url === '/v1' || url.startsWith('/uploads/');
+/** Routes that need a key, by their pattern (never by the raw URL: see registerAuth). */
+function isApiRoute(pattern: string): boolean {
+  return pattern.startsWith('/v1/') || pattern === '/v1' || pattern.startsWith('/uploads/');
 }
 
 /**
  * Every `/v1` route needs `Authorization: Bearer <key>` with the route's scope. Runs in `onRequest`,
  * before a body is read, so an unauthenticated upload is refused without receiving it.
+ *
+ * The decision is made on the route the router matched, not on `request.url`: the router decodes
+ * percent-escapes (`/%761/keys` reaches `/v1/keys`), so a check on the raw URL could be walked past.
  */
 export function registerAuth(app: FastifyInstance, auth: AuthService): void {
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => {
-    if (!isApiPath(request.url)) return;
+    const pattern = request.routeOptions.url;
+    if (pattern === undefined || !isApiRoute(pattern)) return;
     const config = request.routeOptions.config;
     if (config?.auth === false) return;
     request.principal = await auth.authenticate(request.headers.authorization);
@@ -36,6 +41,15 @@ export function registerAuth(app: FastifyInstance, auth: AuthService): void {
       throw new AppError('FORBIDDEN', `This API key lacks the "${needed}" scope needed for this request.`);
     }
   });
+}
+
+/** Key management and new projects are for administrators of the whole installation only. */
+export function requireUnboundAdmin(request: FastifyRequest): Principal {
+  const principal = principalOf(request);
+  if (!scopeAllows(principal.scopes, 'admin') || principal.projectId !== null) {
+    throw new AppError('FORBIDDEN', 'Only an admin key that is not bound to a project may do this.');
+  }
+  return principal;
 }
 
 /** The caller of an authenticated route. */

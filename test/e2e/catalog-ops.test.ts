@@ -81,6 +81,34 @@ describe('catalog operations, projects and API keys over HTTP', () => {
       expect((await app.inject('/healthz')).statusCode).toBe(200);
     });
 
+    it('cannot be walked past with percent-encoded paths', async () => {
+      for (const url of ['/%761/keys', '/v%31/keys', '/%76%31/projects', '/v1/%6beys', '/%761/assets']) {
+        const read = await app.inject({ url });
+        expect(read.statusCode, url).toBe(401);
+        const write = await app.inject({
+          method: 'POST',
+          url,
+          payload: { name: 'x', scopes: ['admin'], id: 'x' },
+        });
+        expect(write.statusCode, url).toBe(401);
+      }
+    });
+
+    it('an admin key bound to a project cannot manage keys or create projects', async () => {
+      await createProject({ id: 'bound-admin' });
+      const { key } = await createKey(['admin'], 'bound-admin');
+      expect((await inject('/v1/keys', key)).statusCode).toBe(403);
+      const mint = await inject(
+        { method: 'POST', url: '/v1/keys', payload: { name: 'escalate', scopes: ['admin'] } },
+        key,
+      );
+      expect(mint.statusCode).toBe(403);
+      expect(
+        (await inject({ method: 'POST', url: '/v1/projects', payload: { id: 'elsewhere' } }, key)).statusCode,
+      ).toBe(403);
+      expect((await inject('/v1/projects/bound-admin', key)).statusCode).toBe(200);
+    });
+
     it('a read key can list but not upload (403)', async () => {
       const { key } = await createKey(['read']);
       expect((await inject('/v1/assets', key)).statusCode).toBe(200);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import type { ApiKey, Scope } from '../../domain/api-key.js';
+import { requireUnboundAdmin } from '../auth.js';
 
 const problem = { $ref: 'Problem#' } as const;
 
@@ -47,6 +48,7 @@ export async function keyRoutes(app: FastifyInstance, options: { container: Cont
       },
     },
     async (request, reply) => {
+      requireUnboundAdmin(request);
       const created = await auth.createKey(request.body);
       return reply.code(201).send({ ...keyResource(created.record), key: created.key });
     },
@@ -55,9 +57,10 @@ export async function keyRoutes(app: FastifyInstance, options: { container: Cont
   app.get(
     '/v1/keys',
     { config: { scope: 'admin' }, schema: { summary: 'List API keys (admin)', tags: ['keys'] } },
-    async () => ({
-      items: (await auth.listKeys()).map(keyResource),
-    }),
+    async (request) => {
+      requireUnboundAdmin(request);
+      return { items: (await auth.listKeys()).map(keyResource) };
+    },
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -67,6 +70,7 @@ export async function keyRoutes(app: FastifyInstance, options: { container: Cont
       schema: { summary: 'Revoke an API key (admin)', tags: ['keys'], response: { 404: problem } },
     },
     async (request, reply) => {
+      requireUnboundAdmin(request);
       await auth.revokeKey(request.params.id);
       return reply.code(204).send();
     },

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import type { Project } from '../../domain/project.js';
-import { principalOf } from '../auth.js';
+import { principalOf, requireUnboundAdmin } from '../auth.js';
 
 const problem = { $ref: 'Problem#' } as const;
 const nullableInt = { type: ['integer', 'null'], minimum: 1 } as const;
@@ -55,7 +55,10 @@ export async function projectRoutes(app: FastifyInstance, options: { container: 
         response: { 400: problem, 403: problem, 409: problem },
       },
     },
-    async (request, reply) => reply.code(201).send(await projects.create(request.body)),
+    async (request, reply) => {
+      requireUnboundAdmin(request);
+      return reply.code(201).send(await projects.create(request.body));
+    },
   );
 
   app.get(
