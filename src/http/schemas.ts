@@ -41,6 +41,13 @@ export const assetSchema = {
     uploadedAt: { type: 'string', format: 'date-time' },
     processedAt: { ...nullableString, format: 'date-time' },
     metadata: { type: 'object', additionalProperties: true },
+    mediaId: {
+      ...nullableString,
+      description: "The client's stable id; later uploads with it become new versions",
+    },
+    tags: { type: 'array', items: { type: 'string' } },
+    duplicateOf: { ...nullableString, description: 'The asset whose bytes this one repeats, if any' },
+    deletedAt: { ...nullableString, format: 'date-time' },
     renditions: {
       type: 'array',
       items: {
@@ -57,7 +64,13 @@ export const assetSchema = {
     },
     links: {
       type: 'object',
-      properties: { self: { type: 'string' }, original: { type: 'string' }, runs: { type: 'string' } },
+      additionalProperties: true,
+      properties: {
+        self: { type: 'string' },
+        original: { type: 'string' },
+        runs: { type: 'string' },
+        versions: { type: 'string' },
+      },
     },
   },
 } as const;

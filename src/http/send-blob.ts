@@ -43,7 +43,8 @@ export async function sendBlob(
       `The requested range is outside the ${blob.info.size} bytes of this file.`,
     );
   }
-  reply.type(blob.contentType);
+  // SVG can carry script: never hand it to a browser as a document, only as a download.
+  reply.type(blob.contentType === 'image/svg+xml' ? 'application/octet-stream' : blob.contentType);
   if (decision.kind === 'partial') {
     reply.code(206);
     reply.header('content-range', `bytes ${decision.start}-${decision.end}/${blob.info.size}`);

@@ -5,6 +5,8 @@ import { AppError } from '../errors.js';
 // tail of stderr attached to every error so a failure explains itself.
 
 const STDERR_TAIL_BYTES = 4096;
+// ffprobe's JSON for a hostile container (huge tags) could otherwise grow without bound.
+const MAX_STDOUT_BYTES = 16 * 1024 * 1024;
 
 export interface RunOptions {
   timeoutMs: number;
@@ -31,8 +33,18 @@ async function run(
   return new Promise((resolve, reject) => {
     const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
     const out: Buffer[] = [];
+    let outBytes = 0;
+    let overflow = false;
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stdout.on('data', (chunk: Buffer) => {
+      outBytes += chunk.length;
+      if (outBytes > MAX_STDOUT_BYTES) {
+        overflow = true;
+        child.kill('SIGKILL');
+        return;
+      }
+      out.push(chunk);
+    });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
@@ -59,8 +71,11 @@ async function run(
         resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr });
         return;
       }
-      const why =
-        signalName === 'SIGKILL' ? `timed out after ${options.timeoutMs} ms` : `exited with code ${code}`;
+      const why = overflow
+        ? `printed more than ${MAX_STDOUT_BYTES} bytes`
+        : signalName === 'SIGKILL'
+          ? `timed out after ${options.timeoutMs} ms`
+          : `exited with code ${code}`;
       reject(
         new ToolError(
           `${tool} ${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,

@@ -126,6 +126,8 @@ export class PipelineRunner {
     const steps = [...pipeline.steps.map((s) => s.name), 'publish'];
     for (const [index, name] of steps.entries()) {
       if (outputs[name] !== undefined) continue; // finished by an earlier attempt
+      // Shutdown or a lost lease: another worker owns the run now, so stop before the next step.
+      attempt.signal.throwIfAborted();
       const stepAttempt = history.filter((s) => s.name === name).length + 1;
       const stepId = newId('stp');
       const startedAt = this.now();
@@ -137,6 +139,9 @@ export class PipelineRunner {
         startedAt: startedAt.toISOString(),
       });
       const stepLogger = logger.child({ step: name, stepAttempt });
+      // The step's own signal also fires on its timeout, so work it started (ffmpeg) is stopped too.
+      const timeout = new AbortController();
+      const signal = AbortSignal.any([attempt.signal, timeout.signal]);
 
       const ctx: StepContext = {
         runId: run.id,
@@ -144,7 +149,7 @@ export class PipelineRunner {
         version: run.version,
         mimeType: version.mimeType,
         logger: stepLogger,
-        signal: attempt.signal,
+        signal,
         limits,
         sourcePath: fetchSource,
         scratchDir,
@@ -157,7 +162,7 @@ export class PipelineRunner {
         const output =
           name === 'publish'
             ? await this.publish(run, pipeline, outputs)
-            : await this.withTimeout(name, () => pipeline.steps[index]!.run(ctx));
+            : await this.withTimeout(name, timeout, () => pipeline.steps[index]!.run(ctx));
         const finishedAt = this.now();
         await catalog.finishStep(stepId, {
           status: 'succeeded',
@@ -257,14 +262,22 @@ export class PipelineRunner {
     return { renditions: renditions.map((r) => r.name) };
   }
 
-  private async withTimeout<T>(step: string, work: () => Promise<T>): Promise<T> {
+  private async withTimeout<T>(
+    step: string,
+    controller: AbortController,
+    work: () => Promise<T>,
+  ): Promise<T> {
     const ms = this.options.stepTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         work(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new StepTimeoutError(step, ms)), ms);
+          timer = setTimeout(() => {
+            const error = new StepTimeoutError(step, ms);
+            controller.abort(error);
+            reject(error);
+          }, ms);
         }),
       ]);
     } finally {

@@ -275,9 +275,16 @@ export class AssetService {
     return { asset, outcome, duplicateOf };
   }
 
+  /**
+   * Never throws: once the run is in the catalog the upload has succeeded (its bytes are
+   * referenced), and a run whose job could not be queued is queued by the recovery sweep.
+   */
   private async enqueueRun(runId: string): Promise<void> {
-    // If the process dies right here, the recovery sweep finds the queued run and enqueues it.
-    await this.options.queue.enqueue('pipeline.run', { runId }, { key: runJobKey(runId) });
+    try {
+      await this.options.queue.enqueue('pipeline.run', { runId }, { key: runJobKey(runId) });
+    } catch (err) {
+      this.options.logger.warn({ err, runId }, 'could not queue the run now; the recovery sweep will');
+    }
   }
 
   async discard(upload: { key: string }): Promise<void> {

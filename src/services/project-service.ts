@@ -50,6 +50,13 @@ export class ProjectService {
     return (this.options.now?.() ?? new Date()).toISOString();
   }
 
+  /** A project by id, whoever asks (internal use: the caller's rights were checked before). */
+  async get(id: string): Promise<Project> {
+    const project = await this.options.catalog.getProject(id);
+    if (!project) throw new AppError('PROJECT_NOT_FOUND', `No project ${JSON.stringify(id)}.`);
+    return project;
+  }
+
   /** A project the caller may read; others' projects look like they do not exist. */
   async readable(principal: Principal, id: string): Promise<Project> {
     const project = await this.options.catalog.getProject(id);

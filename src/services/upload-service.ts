@@ -210,32 +210,61 @@ export class UploadService {
     if (!(await this.options.catalog.claimUploadCompletion(uploadId))) {
       throw new AppError('UPLOAD_CONFLICT', `Upload ${uploadId} is being completed by another request.`);
     }
-    try {
-      const listed = parts ?? (await this.options.blobs.listParts(upload.key, upload.storeUploadId!));
-      if (listed.length === 0) throw new AppError('VALIDATION_FAILED', 'No parts were uploaded.');
-      for (const part of listed) {
-        if (!partNumberOk(part.partNumber)) {
-          throw new AppError(
-            'VALIDATION_FAILED',
-            `Part numbers run from 1 to ${MAX_PARTS}; got ${part.partNumber}.`,
-          );
+    return this.completeClaimed(upload, async () => {
+      // A retry after a failure that came after the join finds the object already joined.
+      if (!(await this.options.blobs.head(upload.key))) {
+        try {
+          const listed = parts ?? (await this.options.blobs.listParts(upload.key, upload.storeUploadId!));
+          if (listed.length === 0) throw new AppError('VALIDATION_FAILED', 'No parts were uploaded.');
+          for (const part of listed) {
+            if (!partNumberOk(part.partNumber)) {
+              throw new AppError(
+                'VALIDATION_FAILED',
+                `Part numbers run from 1 to ${MAX_PARTS}; got ${part.partNumber}.`,
+              );
+            }
+          }
+          await this.options.blobs.completeMultipart(upload.key, upload.storeUploadId!, listed);
+        } catch (err) {
+          // A wrong part list joined nothing: the client may fix it and complete again.
+          throw err instanceof AppError ? Object.assign(err, { keepSession: true }) : err;
         }
       }
-      await this.options.blobs.completeMultipart(upload.key, upload.storeUploadId!, listed);
-    } catch (err) {
-      await this.options.catalog.reopenUpload(uploadId);
-      throw err;
-    }
-    // From here the parts are gone: a refusal ends the upload for good.
+      return this.options.assets.inspectStored(upload.key);
+    });
+  }
+
+  /**
+   * Turns a claimed session into an asset. Failure before the asset exists: a client error (bad
+   * bytes, a limit) ends the session and removes its bytes; anything else reopens it for a retry.
+   * Once the asset exists, nothing here may delete its bytes.
+   */
+  private async completeClaimed(
+    upload: UploadSession,
+    obtain: () => Promise<Awaited<ReturnType<AssetService['inspectStored']>>>,
+  ): Promise<RegisterResult> {
+    let result: RegisterResult;
     try {
-      const result = await this.registerSession(upload, await this.options.assets.inspectStored(upload.key));
-      await this.options.catalog.finishUpload(uploadId, result.asset.id);
-      return result;
+      result = await this.registerSession(upload, await obtain());
     } catch (err) {
-      await this.options.assets.discard(upload);
-      await this.options.catalog.abortUpload(uploadId);
+      const permanent =
+        err instanceof AppError && err.status < 500 && !(err as { keepSession?: boolean }).keepSession;
+      if (permanent) {
+        await this.options.catalog.abortUpload(upload.id);
+        if (upload.key) await this.options.assets.discard(upload);
+      } else {
+        await this.options.catalog.reopenUpload(upload.id);
+      }
       throw err;
     }
+    await this.options.catalog.finishUpload(upload.id, result.asset.id).catch((err: unknown) => {
+      // The asset exists and owns the bytes; a lost bookkeeping write only costs idempotence.
+      this.options.logger.warn(
+        { err, uploadId: upload.id, assetId: result.asset.id },
+        'could not mark the upload completed',
+      );
+    });
+    return result;
   }
 
   async abortMultipart(principal: Principal, uploadId: string): Promise<void> {
@@ -261,10 +290,7 @@ export class UploadService {
     upload: UploadSession,
     received: Awaited<ReturnType<AssetService['inspectStored']>>,
   ): Promise<RegisterResult> {
-    const project = await this.options.projects.writable(
-      { keyId: upload.createdBy ?? 'upload', scopes: ['write'], projectId: null },
-      upload.projectId,
-    );
+    const project = await this.options.projects.get(upload.projectId);
     return this.options.assets.register(received, {
       project,
       filename: upload.filename,
@@ -311,23 +337,16 @@ export class UploadService {
     if (!(await this.options.catalog.claimUploadCompletion(upload.id))) {
       throw new AppError('UPLOAD_CONFLICT', `Upload ${upload.id} is being completed by another request.`);
     }
-    try {
-      const project = await this.options.projects.writable(input.principal, upload.projectId);
-      const received = await this.options.assets.receive(createReadStream(input.filePath), {
-        maxBytes: this.options.projects.maxUploadBytes(project),
-      });
-      const result = await this.options.assets.register(received, {
+    const project = await this.options.projects.get(upload.projectId);
+    const result = await this.completeClaimed(upload, () =>
+      this.options.projects.explainTooLarge(
         project,
-        filename: upload.filename,
-        mediaId: upload.mediaId,
-        checksum: upload.checksum,
-      });
-      await this.options.catalog.finishUpload(upload.id, result.asset.id);
-      return { id: result.asset.id, status: result.asset.status };
-    } catch (err) {
-      await this.options.catalog.abortUpload(upload.id);
-      throw err;
-    }
+        this.options.assets.receive(createReadStream(input.filePath), {
+          maxBytes: this.options.projects.maxUploadBytes(project),
+        }),
+      ),
+    );
+    return { id: result.asset.id, status: result.asset.status };
   }
 
   /** A tus upload this caller may touch: its project must be the key's (others look absent). */
@@ -336,7 +355,9 @@ export class UploadService {
   }
 
   async terminateTus(uploadId: string): Promise<void> {
-    await this.options.catalog.abortUpload(uploadId);
+    const upload = await this.options.catalog.getUpload(uploadId);
+    // A completion in progress owns the session: it must not be marked aborted under it.
+    if (upload && upload.state === 'open') await this.options.catalog.abortUpload(uploadId);
   }
 
   /** Aborts multipart uploads past their expiry (tus cleans its own files). */

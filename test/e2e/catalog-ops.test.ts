@@ -380,6 +380,21 @@ describe('catalog operations, projects and API keys over HTTP', () => {
       expect(await container.catalog.getAsset(created.id)).toBeUndefined();
     });
 
+    it('processes an SVG but never serves it back as active content', async () => {
+      const svg = Buffer.from(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32"><script>alert(1)</script><rect width="64" height="32" fill="red"/></svg>',
+      );
+      const res = await upload(svg, {}, null, 'logo.svg');
+      expect(res.statusCode).toBe(201);
+      expect(res.json().mimeType).toBe('image/svg+xml');
+      const done = await ready(res.json().id);
+      expect(done).toMatchObject({ status: 'ready', width: 64, height: 32 });
+      const original = await inject(`/v1/assets/${done.id}/original`);
+      expect(original.headers['content-type']).toBe('application/octet-stream');
+      expect(original.headers['content-disposition']).toMatch(/^attachment/);
+      expect(original.headers['x-content-type-options']).toBe('nosniff');
+    });
+
     it('filenames with path tricks or 10 kB are stored safely', async () => {
       const tricky = await upload(await makeJpeg({ seed: 90 }), {}, null, '../../etc/passwd');
       expect(tricky.statusCode).toBe(201);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Container } from '../../container.js';
 import type { AssetStatus, MediaType } from '../../domain/asset.js';
 import { decodeCursor, encodeCursor } from '../../domain/cursor.js';
+import type { Project } from '../../domain/project.js';
 import { AppError } from '../../errors.js';
 import type { ReceivedUpload } from '../../services/asset-service.js';
 import { validateProjectId } from '../../services/project-service.js';
@@ -41,6 +42,8 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
         response: {
           200: { $ref: 'Asset#' },
           201: { $ref: 'Asset#' },
+          429: problem,
+          460: problem,
           400: problem,
           401: problem,
           403: problem,
@@ -69,6 +72,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       const fields: Record<string, string> = {};
       let received: ReceivedUpload | undefined;
       let filename: string | undefined;
+      let project: Project | undefined;
       try {
         for await (const part of request.parts()) {
           if (part.type === 'file') {
@@ -78,7 +82,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
             }
             filename = part.filename;
             // Fields sent before the file choose the project: check its limits before storing a byte.
-            const project = await projects.writable(principal, fields.projectId ?? request.query.projectId);
+            project = await projects.writable(principal, fields.projectId ?? request.query.projectId);
             if (Number.isFinite(declared)) {
               // Content-Length includes the form's framing, so only refuse what must be too big.
               const fileAtLeast = Math.max(0, declared - MULTIPART_OVERHEAD_BYTES);
@@ -98,7 +102,8 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
             'No file in the request: send it in a multipart field named "file".',
           );
         }
-        const project = await projects.writable(principal, fields.projectId ?? request.query.projectId);
+        // The project chosen when the file began (fields after the file cannot move it elsewhere).
+        if (!project) throw new AppError('FILE_FIELD_MISSING', 'No file in the request.');
         const upload = received;
         received = undefined; // from here register removes the bytes itself when it refuses them
         const checksumHeader = request.headers['x-checksum-sha256'];
@@ -236,8 +241,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       return sendBlob(request, reply, {
         info: original.info,
         open: original.open,
-        contentType:
-          original.asset.mimeType === 'image/svg+xml' ? 'application/octet-stream' : original.asset.mimeType,
+        contentType: original.asset.mimeType,
         // The current version can change (a new upload of the same media), so no immutable caching here.
         cacheControl: 'private, max-age=0, must-revalidate',
         downloadName: original.asset.filename,
@@ -320,10 +324,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       return sendBlob(request, reply, {
         info: original.info,
         open: original.open,
-        contentType:
-          original.version.mimeType === 'image/svg+xml'
-            ? 'application/octet-stream'
-            : original.version.mimeType,
+        contentType: original.version.mimeType,
         cacheControl: 'private, max-age=31536000, immutable',
         downloadName: original.version.filename,
       });
