@@ -264,6 +264,11 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
   };
 }
 
+/** The process environment: the one read of it, here beside its validation. */
+export function processEnv(): Env {
+  return process.env;
+}
+
 /** The filesystem path inside a `sqlite://` or `file://` URL. */
 export function pathFromUrl(url: string): string {
   const path = url.replace(/^(sqlite|file):\/\//, '');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runIngest } from './cli/ingest.js';
-import { type Config, ConfigError, type ConfigFlags, loadConfig } from './config.js';
+import { type Config, ConfigError, type ConfigFlags, loadConfig, processEnv } from './config.js';
 import { createContainer } from './container.js';
 import type { Scope } from './domain/api-key.js';
 import { isAppError } from './errors.js';
@@ -10,7 +10,7 @@ import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
 
 function configFrom(flags: ConfigFlags, overrides: Partial<Record<string, string>> = {}): Config {
-  return loadConfig({ ...overrides, ...process.env }, flags);
+  return loadConfig({ ...overrides, ...processEnv() }, flags);
 }
 
 function fail(message: string, code = 1): never {

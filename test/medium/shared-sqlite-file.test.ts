@@ -48,8 +48,16 @@ describe('catalog and queue on one SQLite file in one process', () => {
         expect(runs).toHaveLength(1);
         expect(runs[0]!.attempts).toBe(1);
       }
-      const jobs = await container.queue.counts();
-      expect(jobs['pipeline.run']).toMatchObject({ completed: 40, dead: 0, active: 0 });
+      // A job is marked completed just after its handler published the asset: wait for that write.
+      const jobs = await waitFor(
+        async () => {
+          const counts = (await container.queue.counts())['pipeline.run'];
+          return counts && counts.completed + counts.dead === 40 && counts;
+        },
+        10_000,
+        'the 40 jobs to be recorded as finished',
+      );
+      expect(jobs).toMatchObject({ completed: 40, dead: 0, active: 0 });
     } finally {
       await workers.stop();
     }
