@@ -114,7 +114,7 @@ export interface RenditionsTable {
 
 /**
  * The full-text search document of each asset: normalised words (see `searchDocument` in
- * kysely-catalog.ts) of its filename, tags and metadata, separated by single spaces. SQLite indexes it
+ * queries/search.ts) of its filename, tags and metadata, separated by single spaces. SQLite indexes it
  * with the FTS5 table `assets_fts` (external content, kept in sync by triggers on this table);
  * PostgreSQL with a GIN index on `array_to_tsvector(string_to_array(words, ' '))`.
  */
