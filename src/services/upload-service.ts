@@ -161,19 +161,31 @@ export class UploadService {
     }
   }
 
-  async putPart(uploadId: string, partNumber: number, body: Readable): Promise<UploadedPart> {
+  async putPart(
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    options: { declaredBytes?: number | undefined } = {},
+  ): Promise<UploadedPart> {
     if (!partNumberOk(partNumber)) {
       throw new AppError('VALIDATION_FAILED', `Part numbers run from 1 to ${MAX_PARTS}; got ${partNumber}.`);
     }
     const upload = await this.openMultipart(null, uploadId);
-    const project = await this.options.projects.writable(
-      { keyId: 'part', scopes: ['write'], projectId: null },
-      upload.projectId,
+    const project = await this.options.projects.get(upload.projectId);
+    // The whole upload, not just this part, must fit the limit (and the declared size, when given):
+    // otherwise a client could fill the disk with parts long before completing.
+    const limit = Math.min(
+      this.options.projects.maxUploadBytes(project),
+      upload.size ?? Number.POSITIVE_INFINITY,
     );
+    const others = (await this.options.blobs.listParts(upload.key, upload.storeUploadId!))
+      .filter((p) => p.partNumber !== partNumber)
+      .reduce((sum, p) => sum + p.size, 0);
+    if (others + (options.declaredBytes ?? 1) > limit) throw this.options.projects.tooLarge(project);
     return this.options.projects.explainTooLarge(
       project,
       this.options.blobs.putPart(upload.key, upload.storeUploadId!, partNumber, body, {
-        maxBytes: this.options.projects.maxUploadBytes(project),
+        maxBytes: Math.max(1, limit - others),
       }),
     );
   }

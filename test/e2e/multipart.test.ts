@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
@@ -393,6 +394,28 @@ describe('S3-style multipart uploads over HTTP', () => {
   });
 
   describe('bad input gets a problem body, never a 500', () => {
+    it('refuses parts once the upload as a whole would pass its declared size, before completion', async () => {
+      const uploadId = await start({ filename: 'clip.wav', contentType: 'audio/wav', size: 6 * MiB });
+      const urls = await sign(uploadId, [1, 2, 3]);
+      await put(urls[1], makeWav(5 * MiB));
+      // 5 MiB stored + 2 MiB more > the 6 MiB declared: refused while streaming, nothing kept.
+      expectPutProblem(await putBytes(urls[2]!, randomBytes(2 * MiB)), 413, 'UPLOAD_TOO_LARGE');
+      const parts = await api<{ parts: Array<{ partNumber: number }> }>(
+        `/v1/uploads/multipart/${uploadId}/parts`,
+      );
+      expect(parts.body.parts.map((p) => p.partNumber)).toEqual([1]);
+      // Without a Content-Length (chunked), the limit cuts the stream: still a 413 the client can read.
+      const chunked = await fetch(urls[3]!, {
+        method: 'PUT',
+        body: Readable.toWeb(Readable.from([randomBytes(MiB), randomBytes(MiB)])) as ReadableStream,
+        duplex: 'half',
+      } as RequestInit);
+      expect(chunked.status).toBe(413);
+      expect(((await chunked.json()) as { code: string }).code).toBe('UPLOAD_TOO_LARGE');
+      // Re-sending part 1 itself is still fine: it replaces, it does not add.
+      await put(urls[1], makeWav(5 * MiB));
+    });
+
     it('a tampered part URL (part number, exp, kid, one sig character, no sig) -> 403 SIGNATURE_INVALID; the genuine one works', async () => {
       const uploadId = await start();
       const urls = await sign(uploadId, [1]);

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Container } from '../../container.js';
 import { AppError } from '../../errors.js';
@@ -326,7 +327,22 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
       async (request, reply) => {
         uploads.verifyPartUrl(request.url);
         const partNumber = Number(request.params.partNumber);
-        const part = await uploads.putPart(request.params.id, partNumber, request.raw);
+        const declared = Number(request.headers['content-length']);
+        // The store destroys a body it refuses; it gets a copy, so the socket survives to carry our answer.
+        const body = new PassThrough();
+        request.raw.pipe(body);
+        let part: UploadedPart;
+        try {
+          part = await uploads.putPart(request.params.id, partNumber, body, {
+            declaredBytes: Number.isFinite(declared) ? declared : undefined,
+          });
+        } catch (err) {
+          // Let the client finish sending (and discard it) so that it reads the problem, then close.
+          request.raw.unpipe(body);
+          request.raw.resume();
+          reply.header('connection', 'close');
+          throw err;
+        }
         return reply
           .header('etag', part.etag)
           .header('access-control-expose-headers', 'ETag')
