@@ -38,6 +38,7 @@ export const ErrorCodes = {
   ROUTE_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   KEY_INVALID: 400,
+  TRANSFORM_INVALID: 400,
   // server side
   CONFIG_INVALID: 500,
   UNAVAILABLE: 503,
