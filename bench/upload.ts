@@ -19,14 +19,13 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -36,7 +35,7 @@ import { loadConfig } from '../src/config.js';
 import { createContainer } from '../src/container.js';
 import { principalOf } from '../src/http/auth.js';
 import { TUS_PATH } from '../src/http/routes/tus.js';
-import { wavHeader } from '../test/helpers/wav.js';
+import { writeWavFile } from '../test/helpers/wav.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
@@ -46,23 +45,6 @@ const ADMIN_KEY = randomBytes(24).toString('hex');
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'RESULTS.md');
 const START = '<!-- bench:upload:start -->';
 const END = '<!-- bench:upload:end -->';
-
-async function generate(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  async function* chunks() {
-    const header = wavHeader(size - 44);
-    hash.update(header);
-    yield header;
-    for (let written = header.length; written < size; ) {
-      const chunk = randomBytes(Math.min(MiB, size - written));
-      hash.update(chunk);
-      yield chunk;
-      written += chunk.length;
-    }
-  }
-  await pipeline(Readable.from(chunks()), createWriteStream(path));
-  return hash.digest('hex');
-}
 
 /** Writes dirty pages out, so that one measurement does not pay for the previous one's writeback. */
 function settle(): void {
@@ -151,7 +133,7 @@ async function main(): Promise<void> {
   try {
     const source = join(work, 'source.wav');
     process.stdout.write(`generating ${SIZE / MiB} MiB... `);
-    const sha256 = await generate(source, SIZE);
+    const sha256 = await writeWavFile(source, SIZE);
     console.log('done');
 
     const copyFileRuns: number[] = [];

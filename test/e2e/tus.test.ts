@@ -1,10 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { type HttpRequest, type HttpResponse, Upload } from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +15,7 @@ import { ASSET_ID_HEADER, TUS_PATH, type TusControls, type TusHooks } from '../.
 import type { FinishedTusUpload, NewTusUpload } from '../../src/services/upload-service.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { tempDir } from '../helpers/tmp.js';
-import { wavHeader } from '../helpers/wav.js';
+import { wavHeader, writeWavFile } from '../helpers/wav.js';
 
 const MiB = 1024 * 1024;
 const ADMIN_KEY = 'tus-test-admin-key-0123456789abcdef';
@@ -31,24 +29,6 @@ function wav(size: number): Buffer {
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Streams `size` bytes (WAV header + pseudo-random samples) into `path`; returns their sha256. */
-async function writeMediaFile(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  async function* chunks() {
-    const header = wavHeader(size - 44);
-    hash.update(header);
-    yield header;
-    for (let written = header.length; written < size; ) {
-      const chunk = randomBytes(Math.min(MiB, size - written));
-      hash.update(chunk);
-      yield chunk;
-      written += chunk.length;
-    }
-  }
-  await pipeline(Readable.from(chunks()), createWriteStream(path));
-  return hash.digest('hex');
 }
 
 /** tus-js-client's Node build takes an fs.ReadStream (and then reads slices straight from its path). */
@@ -214,7 +194,7 @@ describe('tus uploads (/v1/uploads/tus)', () => {
   it('resumes a 200 MB upload after its connection is cut, from the server offset, intact', async () => {
     const size = 200 * 1000 * 1000;
     const file = join(scratch.dir, 'big.wav');
-    const expected = await writeMediaFile(file, size);
+    const expected = await writeWavFile(file, size);
     try {
       const chunkSize = 8 * MiB;
       const meta = { filename: 'big.wav', projectId: 'default', contentType: 'audio/wav' };

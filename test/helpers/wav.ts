@@ -1,3 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
 /** 16-bit stereo PCM at 48 kHz: the byte rate of every WAV the tests and benchmarks make. */
 export const WAV_BYTE_RATE = 48_000 * 2 * 2;
 
@@ -27,4 +32,25 @@ export function wavHeader(dataBytes: number): Buffer {
 export function silentWav(seconds: number): Buffer {
   const data = Math.round(seconds * 48_000) * 4;
   return Buffer.concat([wavHeader(data), Buffer.alloc(data)]);
+}
+
+/**
+ * Streams a WAV of exactly `size` bytes (header + pseudo-random samples, 1 MiB at a time) into
+ * `path` without holding it in memory; returns its sha256.
+ */
+export async function writeWavFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  async function* chunks() {
+    const header = wavHeader(size - 44);
+    hash.update(header);
+    yield header;
+    for (let written = header.length; written < size; ) {
+      const chunk = randomBytes(Math.min(1024 * 1024, size - written));
+      hash.update(chunk);
+      yield chunk;
+      written += chunk.length;
+    }
+  }
+  await pipeline(Readable.from(chunks()), createWriteStream(path));
+  return hash.digest('hex');
 }
