@@ -53,6 +53,29 @@ export interface ProjectPatch {
   visibility?: Project['visibility'] | undefined;
   duplicatePolicy?: Project['duplicatePolicy'] | undefined;
   limits?: Partial<Project['limits']> | undefined;
+  exposeGps?: boolean | undefined;
+}
+
+/**
+ * The largest `maxDistance` a near-duplicate search accepts: the index looks up floor(d / 4) bits of
+ * difference per 16-bit band, 697 values per band at 12; beyond that the look-ups grow quickly (2,517
+ * per band at 16) and, on 64-bit pHashes, unrelated pictures start to match.
+ */
+export const MAX_SIMILAR_DISTANCE = 12;
+/** The most near-duplicates one search returns. */
+export const MAX_SIMILAR_LIMIT = 100;
+
+export interface SimilarQuery {
+  /** Largest Hamming distance (bits of 64) to include, 0..MAX_SIMILAR_DISTANCE. */
+  maxDistance: number;
+  /** Most results, 1..MAX_SIMILAR_LIMIT. */
+  limit: number;
+}
+
+export interface SimilarAsset {
+  asset: Asset;
+  /** Bits (0..64) in which the two perceptual hashes differ. */
+  distance: number;
 }
 
 export interface AssetFilter {
@@ -148,6 +171,21 @@ export interface Catalog {
   getAsset(id: string): Promise<Asset | undefined>;
   listAssets(filter: AssetFilter): Promise<AssetPage>;
   getVersion(assetId: string, version: number): Promise<AssetVersion | undefined>;
+  /**
+   * The version whose original is stored under `key` (keys are unique per upload), whatever the
+   * state of its asset: the caller checks the asset (deleted, project, current version).
+   */
+  findVersionByOriginalKey(key: string): Promise<AssetVersion | undefined>;
+
+  /**
+   * Near-duplicates of an asset: the live (not deleted), `ready` images of its project whose current
+   * perceptual hash is within `maxDistance` bits of the asset's own, nearest first, equal distances by
+   * id, at most `limit`; the asset itself is never listed. `undefined` for an unknown asset, `[]` for
+   * an asset without a perceptual hash. Throws `AppError('VALIDATION_FAILED')` for `maxDistance`
+   * outside 0..MAX_SIMILAR_DISTANCE or `limit` outside 1..MAX_SIMILAR_LIMIT. Answered from an index
+   * in the database (no process memory), fast for a million images in one project.
+   */
+  findSimilar(assetId: string, query: SimilarQuery): Promise<SimilarAsset[] | undefined>;
 
   getRun(runId: string): Promise<Run | undefined>;
   /** Runs of one asset, newest first, each with its steps in the order they started. */
@@ -175,7 +213,8 @@ export interface Catalog {
 
   /**
    * Run succeeded: the run's version records `ready` with `facts`; if it is the current version,
-   * the asset too, atomically.
+   * the asset too, atomically. A `perceptualHash` that is not 16 lowercase hex digits throws
+   * `AppError('VALIDATION_FAILED')` and changes nothing.
    */
   publishRun(runId: string, facts: AssetFacts, at: string): Promise<void>;
   /** Run failed for good: its version, and the asset if current, become `failed` with `reason`. */

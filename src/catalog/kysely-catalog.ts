@@ -23,11 +23,14 @@ import type {
   NewRendition,
   NewVersion,
   ProjectPatch,
+  SimilarAsset,
+  SimilarQuery,
 } from './catalog.js';
 import * as apiKeys from './queries/api-keys.js';
 import * as assets from './queries/assets.js';
 import * as projects from './queries/projects.js';
 import * as runs from './queries/runs.js';
+import * as similar from './queries/similar.js';
 import * as uploads from './queries/uploads.js';
 import * as versions from './queries/versions.js';
 import type { Database } from './schema.js';
@@ -170,6 +173,14 @@ export class KyselyCatalog implements Catalog {
 
   async getVersion(assetId: string, version: number): Promise<AssetVersion | undefined> {
     return versions.getVersion(this.#db, assetId, version);
+  }
+
+  async findVersionByOriginalKey(key: string): Promise<AssetVersion | undefined> {
+    return versions.findVersionByOriginalKey(this.#db, key);
+  }
+
+  async findSimilar(assetId: string, query: SimilarQuery): Promise<SimilarAsset[] | undefined> {
+    return similar.findSimilar(this.#db, assetId, query);
   }
 
   // --- runs, steps, renditions ------------------------------------------------------------------

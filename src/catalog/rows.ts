@@ -59,7 +59,16 @@ export function parseJsonStringArray(text: string | null): string[] {
 /** The processing outcome a version records and the asset mirrors for its current version. */
 export type Outcome = Pick<
   AssetVersionRow,
-  'status' | 'error' | 'width' | 'height' | 'format' | 'blurhash' | 'duration_sec' | 'extra' | 'processed_at'
+  | 'status'
+  | 'error'
+  | 'width'
+  | 'height'
+  | 'format'
+  | 'blurhash'
+  | 'duration_sec'
+  | 'perceptual_hash'
+  | 'extra'
+  | 'processed_at'
 >;
 
 /** A version (or asset) that waits for its run: no outcome, no facts. */
@@ -71,6 +80,7 @@ export const PROCESSING_OUTCOME = {
   format: null,
   blurhash: null,
   duration_sec: null,
+  perceptual_hash: null,
   extra: '{}',
   processed_at: null,
 } as const satisfies Outcome;
@@ -84,6 +94,7 @@ export function outcomeOf(row: Outcome): Outcome {
     format: row.format,
     blurhash: row.blurhash,
     duration_sec: row.duration_sec,
+    perceptual_hash: row.perceptual_hash,
     extra: row.extra,
     processed_at: row.processed_at,
   };
@@ -143,7 +154,10 @@ export function queuedRun(id: string, assetId: string, version: number, kind: Me
 /** The outcome fields an asset and a version share, in the place both records list them. */
 function toOutcomeFields(
   row: Outcome,
-): Pick<Asset, 'status' | 'error' | 'width' | 'height' | 'format' | 'blurhash' | 'durationSec'> {
+): Pick<
+  Asset,
+  'status' | 'error' | 'width' | 'height' | 'format' | 'blurhash' | 'durationSec' | 'perceptualHash'
+> {
   return {
     status: row.status,
     error: row.error,
@@ -152,6 +166,7 @@ function toOutcomeFields(
     format: row.format,
     blurhash: row.blurhash,
     durationSec: toNumberOrNull(row.duration_sec),
+    perceptualHash: row.perceptual_hash,
   };
 }
 
@@ -250,6 +265,8 @@ export function toProject(row: ProjectRow): Project {
       allowedTypes:
         row.allowed_types === null ? null : (parseJsonStringArray(row.allowed_types) as MediaType[]),
     },
+    // PostgreSQL reads a boolean, SQLite 0/1.
+    exposeGps: row.expose_gps === true || row.expose_gps === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -258,7 +275,9 @@ export function toProject(row: ProjectRow): Project {
 export function toProjectRow(project: Project): {
   [K in keyof ProjectsTable]: K extends 'max_upload_bytes' | 'max_total_bytes'
     ? number | null
-    : ProjectRow[K];
+    : K extends 'expose_gps'
+      ? number
+      : ProjectRow[K];
 } {
   return {
     id: project.id,
@@ -269,6 +288,8 @@ export function toProjectRow(project: Project): {
     max_total_bytes: project.limits.maxTotalBytes,
     max_video_duration_sec: project.limits.maxVideoDurationSec,
     allowed_types: project.limits.allowedTypes === null ? null : JSON.stringify(project.limits.allowedTypes),
+    // 0/1 for both dialects: better-sqlite3 cannot bind a boolean; PostgreSQL parses `1` as true.
+    expose_gps: project.exposeGps ? 1 : 0,
     created_at: project.createdAt,
     updated_at: project.updatedAt,
   };

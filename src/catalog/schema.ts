@@ -33,6 +33,8 @@ export interface AssetsTable {
   format: string | null;
   blurhash: string | null;
   duration_sec: number | null;
+  /** The current version's `perceptual_hash`, mirrored like the other facts. */
+  perceptual_hash: string | null;
   current_version: number;
   /** JSON object as text; `'{}'` when empty. */
   extra: string;
@@ -66,6 +68,8 @@ export interface AssetVersionsTable {
   format: string | null;
   blurhash: string | null;
   duration_sec: number | null;
+  /** 64-bit DCT pHash as 16 lowercase hex digits (images), or null. */
+  perceptual_hash: string | null;
   /** JSON object as text; `'{}'` when empty. */
   extra: string;
   processed_at: string | null;
@@ -133,8 +137,28 @@ export interface ProjectsTable {
   max_video_duration_sec: number | null;
   /** JSON array of media types as text, or null for "all types". */
   allowed_types: string | null;
+  /**
+   * PostgreSQL `boolean` (read as true/false), SQLite `integer` 0/1 (read as a number). Written as 0/1:
+   * better-sqlite3 cannot bind a boolean, and PostgreSQL reads the text `1`/`0` as a boolean.
+   */
+  expose_gps: ColumnType<boolean | number, number | undefined, number>;
   created_at: string;
   updated_at: string;
+}
+
+/**
+ * The near-duplicate index (multi-index hashing, see queries/similar.ts): one row per asset whose
+ * current version is an image with a perceptual hash. `b0`..`b3` are the hash's four 16-bit bands
+ * (0..65535, `b0` the most significant), each indexed with `project_id`.
+ */
+export interface ImageHashesTable {
+  asset_id: string;
+  project_id: string;
+  hash: string;
+  b0: number;
+  b1: number;
+  b2: number;
+  b3: number;
 }
 
 export interface ApiKeysTable {
@@ -176,6 +200,7 @@ export interface Database {
   renditions: RenditionsTable;
   asset_search: AssetSearchTable;
   projects: ProjectsTable;
+  image_hashes: ImageHashesTable;
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
 }

@@ -17,6 +17,8 @@ export interface AssetFacts {
   format?: string | null;
   blurhash?: string | null;
   durationSec?: number | null;
+  /** 64-bit DCT pHash as 16 hex digits (images): indexed for near-duplicate search. */
+  perceptualHash?: string | null;
   /** Everything else a step wants on the record (later issues add fields here). */
   extra?: Record<string, unknown>;
 }
@@ -36,6 +38,8 @@ export interface Asset {
   format: string | null;
   blurhash: string | null;
   durationSec: number | null;
+  /** 64-bit DCT pHash of the current version (16 hex digits), for images once processed. */
+  perceptualHash: string | null;
   versionNumber: number;
   uploadedAt: string;
   processedAt: string | null;
@@ -67,6 +71,7 @@ export interface AssetVersion {
   format: string | null;
   blurhash: string | null;
   durationSec: number | null;
+  perceptualHash: string | null;
   extra: Record<string, unknown>;
   processedAt: string | null;
 }

@@ -21,6 +21,8 @@ export interface Project {
   visibility: Visibility;
   duplicatePolicy: DuplicatePolicy;
   limits: ProjectLimits;
+  /** GPS coordinates from EXIF are kept on the asset record only when true. @default false */
+  exposeGps: boolean;
   createdAt: string;
   updatedAt: string;
 }

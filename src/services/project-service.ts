@@ -40,6 +40,20 @@ export interface NewProjectInput {
   visibility?: Visibility | undefined;
   duplicatePolicy?: DuplicatePolicy | undefined;
   limits?: Partial<ProjectLimits> | undefined;
+  /** Keep EXIF GPS coordinates on the project's asset records. @default false */
+  exposeGps?: boolean | undefined;
+}
+
+/**
+ * `exposeGps` is a privacy switch: anything but a real boolean (a `"false"` string from a form or a
+ * CLI flag would be truthy) is refused rather than guessed.
+ */
+function checkExposeGps(value: unknown): void {
+  if (value === undefined || typeof value === 'boolean') return;
+  throw new AppError(
+    'VALIDATION_FAILED',
+    `exposeGps must be true or false (JSON boolean), got ${JSON.stringify(value)}.`,
+  );
 }
 
 /** Projects, what a key may see of them, and their limits. */
@@ -142,6 +156,7 @@ export class ProjectService {
 
   async create(input: NewProjectInput): Promise<Project> {
     const id = validateProjectId(input.id);
+    checkExposeGps(input.exposeGps);
     const now = this.iso();
     return this.options.catalog.createProject({
       id,
@@ -154,12 +169,14 @@ export class ProjectService {
         maxVideoDurationSec: input.limits?.maxVideoDurationSec ?? null,
         allowedTypes: input.limits?.allowedTypes ?? null,
       },
+      exposeGps: input.exposeGps ?? false,
       createdAt: now,
       updatedAt: now,
     });
   }
 
   async update(principal: Principal, id: string, patch: ProjectPatch): Promise<Project> {
+    checkExposeGps(patch.exposeGps);
     await this.readable(principal, id);
     const updated = await this.options.catalog.updateProject(id, patch, this.iso());
     if (!updated) throw new AppError('PROJECT_NOT_FOUND', `No project ${JSON.stringify(id)}.`);

@@ -72,6 +72,7 @@ function makeProject(overrides: Partial<Project> = {}): Project {
       maxVideoDurationSec: 12.5,
       allowedTypes: ['image', 'video'],
     },
+    exposeGps: false,
     createdAt: at(1),
     updatedAt: at(1),
     ...overrides,
@@ -114,6 +115,18 @@ function makeUpload(overrides: Partial<UploadSession> = {}): UploadSession {
     expiresAt: at(3600),
     ...overrides,
   };
+}
+
+/** `hash` (16 hex digits) with the given bit positions flipped, 0 being the most significant bit. */
+function flipBits(hash: string, bits: readonly number[]): string {
+  let value = BigInt(`0x${hash}`);
+  for (const bit of bits) value ^= 1n << BigInt(63 - bit);
+  return value.toString(16).padStart(16, '0');
+}
+
+/** The first `n` bits of each 16-bit band, so the flips spread over all four bands. */
+function spreadBits(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i % 4) * 16 + Math.floor(i / 4));
 }
 
 /** Expects the promise to reject with an `AppError` of this code. */
@@ -182,6 +195,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         format: null,
         blurhash: null,
         durationSec: null,
+        perceptualHash: null,
         versionNumber: 1,
         uploadedAt: input.uploadedAt,
         processedAt: null,
@@ -226,6 +240,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         format: null,
         blurhash: null,
         durationSec: null,
+        perceptualHash: null,
         extra: {},
         processedAt: null,
       };
@@ -852,6 +867,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
           format: null,
           blurhash: null,
           durationSec: null,
+          perceptualHash: null,
           versionNumber: 2,
           uploadedAt: before?.uploadedAt ?? '',
           processedAt: null,
@@ -895,6 +911,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
           format: null,
           blurhash: null,
           durationSec: null,
+          perceptualHash: null,
           extra: {},
           processedAt: null,
         };
@@ -1441,6 +1458,212 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       });
     });
 
+    describe('images: perceptual hashes, near-duplicates, original keys', () => {
+      const BASE = '0123456789abcdef';
+
+      /** A ready image asset (in `projectId`) whose current version has `hash`. */
+      async function image(hash: string | null, overrides: Partial<NewAsset> = {}): Promise<string> {
+        const { assetId, runId } = await create({ type: 'image', mimeType: MIME.image, ...overrides });
+        await catalog.publishRun(runId, { width: 10, perceptualHash: hash }, at(100));
+        return assetId;
+      }
+
+      async function similar(
+        assetId: string,
+        maxDistance: number,
+        limit = 100,
+      ): Promise<[string, number][] | undefined> {
+        const found = await catalog.findSimilar(assetId, { maxDistance, limit });
+        return found?.map((s) => [s.asset.id, s.distance]);
+      }
+
+      it('publishRun records perceptualHash on the version and the asset; absent keeps it, null clears it', async () => {
+        const { assetId, runId } = await create();
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBeNull();
+        await catalog.publishRun(runId, { perceptualHash: BASE }, at(10));
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBe(BASE);
+        expect((await catalog.getVersion(assetId, 1))?.perceptualHash).toBe(BASE);
+        await catalog.publishRun(runId, { width: 5 }, at(20));
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBe(BASE);
+        await catalog.publishRun(runId, { perceptualHash: null }, at(30));
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBeNull();
+        expect((await catalog.getVersion(assetId, 1))?.perceptualHash).toBeNull();
+      });
+
+      it('publishRun rejects a malformed perceptualHash with VALIDATION_FAILED and changes nothing', async () => {
+        const { assetId, runId } = await create();
+        for (const bad of ['0123456789ABCDEF', '0123', '0123456789abcdeg', '0123456789abcdef0']) {
+          await expectCode(catalog.publishRun(runId, { perceptualHash: bad }, at(10)), 'VALIDATION_FAILED');
+        }
+        expect(await catalog.getRun(runId)).toMatchObject({ status: 'queued', finishedAt: null });
+        expect(await catalog.getAsset(assetId)).toMatchObject({ status: 'processing', perceptualHash: null });
+      });
+
+      it('versions: a new version clears the asset hash, its own run sets it, setCurrentVersion brings one back', async () => {
+        const v1Hash = BASE;
+        const v2Hash = flipBits(BASE, spreadBits(40));
+        const assetId = await image(v1Hash);
+        const v2Run = await addVersion(assetId);
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBeNull();
+        expect((await catalog.getVersion(assetId, 1))?.perceptualHash).toBe(v1Hash);
+        expect((await catalog.getVersion(assetId, 2))?.perceptualHash).toBeNull();
+
+        await catalog.publishRun(v2Run, { perceptualHash: v2Hash }, at(200));
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBe(v2Hash);
+        expect((await catalog.setCurrentVersion(assetId, 1, at(210))).perceptualHash).toBe(v1Hash);
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBe(v1Hash);
+
+        // A late run of version 2 records its hash on version 2 only.
+        const v2Late = flipBits(v2Hash, [0]);
+        await catalog.publishRun(v2Run, { perceptualHash: v2Late }, at(220));
+        expect((await catalog.getVersion(assetId, 2))?.perceptualHash).toBe(v2Late);
+        expect((await catalog.getAsset(assetId))?.perceptualHash).toBe(v1Hash);
+      });
+
+      it('findSimilar lists the project images within maxDistance, nearest first, never itself or other projects', async () => {
+        const query = await image(BASE, { projectId: 'prj_dup' });
+        const same = await image(BASE, { projectId: 'prj_dup' });
+        const d3 = await image(flipBits(BASE, spreadBits(3)), { projectId: 'prj_dup' });
+        const d6 = await image(flipBits(BASE, [5, 17, 40, 41, 42, 63]), { projectId: 'prj_dup' });
+        const d10 = await image(flipBits(BASE, spreadBits(10)), { projectId: 'prj_dup' });
+        await image(flipBits(BASE, spreadBits(11)), { projectId: 'prj_dup' });
+        await image(flipBits(BASE, spreadBits(32)), { projectId: 'prj_dup' });
+        await image(null, { projectId: 'prj_dup' });
+        await image(BASE, { projectId: 'prj_other' });
+
+        expect(await similar(query, 10)).toEqual([
+          [same, 0],
+          [d3, 3],
+          [d6, 6],
+          [d10, 10],
+        ]);
+        expect(await similar(query, 6)).toEqual([
+          [same, 0],
+          [d3, 3],
+          [d6, 6],
+        ]);
+        expect(await similar(query, 0)).toEqual([[same, 0]]);
+        expect(await similar(query, 10, 2)).toEqual([
+          [same, 0],
+          [d3, 3],
+        ]);
+        // Symmetric: the copy finds the query and its twin (and not itself); d3 is 9 bits from it.
+        expect(await similar(d6, 6)).toEqual([query, same].sort().map((id) => [id, 6]));
+      });
+
+      it('findSimilar breaks distance ties by id and lists an asset matched in several bands once', async () => {
+        const query = await image(BASE, { projectId: 'prj_ties' });
+        const copies: string[] = [];
+        for (let i = 0; i < 5; i++)
+          copies.push(await image(flipBits(BASE, [i * 13]), { projectId: 'prj_ties' }));
+        const found = await similar(query, 4);
+        expect(found).toEqual([...copies].sort().map((id) => [id, 1]));
+      });
+
+      it('findSimilar finds the index worst case: 12 flips spread 3 per band at maxDistance 12', async () => {
+        const query = await image(BASE, { projectId: 'prj_far' });
+        const d12 = await image(flipBits(BASE, spreadBits(12)), { projectId: 'prj_far' });
+        const d13 = await image(flipBits(BASE, spreadBits(13)), { projectId: 'prj_far' });
+        expect(await similar(query, 12)).toEqual([[d12, 12]]);
+        expect(await similar(query, 11)).toEqual([]);
+        expect(await similar(d13, 1)).toEqual([[d12, 1]]);
+      });
+
+      it('findSimilar leaves out deleted, processing, failed and non-image assets, and follows the current version', async () => {
+        const projectId = 'prj_states';
+        const query = await image(BASE, { projectId });
+        const copy = await image(flipBits(BASE, [1]), { projectId });
+        const ids = async () => (await similar(query, 10))?.map(([id]) => id);
+        expect(await ids()).toEqual([copy]);
+
+        await catalog.softDeleteAsset(copy, at(300));
+        expect(await ids()).toEqual([]);
+        await catalog.restoreAsset(copy, at(310));
+        expect(await ids()).toEqual([copy]);
+
+        // Reprocessing keeps the hash but the asset is not ready until the run ends.
+        const rerun = newId('run');
+        await catalog.createRun(copy, rerun, at(320));
+        expect(await ids()).toEqual([]);
+        await catalog.failRun(rerun, 'broken', at(330));
+        expect(await ids()).toEqual([]);
+        const again = newId('run');
+        await catalog.createRun(copy, again, at(340));
+        await catalog.publishRun(again, {}, at(350));
+        expect(await ids()).toEqual([copy]);
+
+        // A new version replaces the hash: not listed while processing, then listed by its own hash.
+        const v2Run = await addVersion(copy);
+        expect(await ids()).toEqual([]);
+        await catalog.publishRun(v2Run, { perceptualHash: flipBits(BASE, spreadBits(30)) }, at(360));
+        expect(await ids()).toEqual([]);
+        await catalog.setCurrentVersion(copy, 1, at(370));
+        expect(await ids()).toEqual([copy]);
+        expect(await similar(copy, 1)).toEqual([[query, 1]]);
+
+        // A video's hash (if a pipeline ever recorded one) is not indexed.
+        const { runId: videoRun } = await create({ projectId, type: 'video', mimeType: MIME.video });
+        await catalog.publishRun(videoRun, { perceptualHash: BASE }, at(380));
+        expect(await ids()).toEqual([copy]);
+      });
+
+      it('findSimilar: undefined for an unknown or purged asset, [] without a hash, VALIDATION_FAILED for bad options', async () => {
+        expect(await catalog.findSimilar(newId('ast'), { maxDistance: 10, limit: 20 })).toBeUndefined();
+        const noHash = await create({ projectId: 'prj_none' });
+        expect(await catalog.findSimilar(noHash.assetId, { maxDistance: 10, limit: 20 })).toEqual([]);
+
+        const query = await image(BASE, { projectId: 'prj_purge' });
+        const copy = await image(BASE, { projectId: 'prj_purge' });
+        await catalog.purgeAsset(copy);
+        expect(await similar(query, 10)).toEqual([]);
+        await catalog.purgeAsset(query);
+        expect(await catalog.findSimilar(query, { maxDistance: 10, limit: 20 })).toBeUndefined();
+
+        const live = await image(BASE, { projectId: 'prj_bad' });
+        for (const options of [
+          { maxDistance: -1, limit: 20 },
+          { maxDistance: 13, limit: 20 },
+          { maxDistance: 2.5, limit: 20 },
+          { maxDistance: 10, limit: 0 },
+          { maxDistance: 10, limit: 101 },
+        ]) {
+          await expectCode(catalog.findSimilar(live, options), 'VALIDATION_FAILED');
+        }
+      });
+
+      it('findVersionByOriginalKey finds any version by the key of its original', async () => {
+        const input = makeAsset();
+        const runId = newId('run');
+        await catalog.createAssetWithRun(input, runId);
+        await catalog.publishRun(runId, { perceptualHash: BASE }, at(5));
+        const v2 = makeVersion(input.id);
+        await catalog.createVersionWithRun(v2, newId('run'));
+
+        expect(await catalog.findVersionByOriginalKey(input.originalKey)).toEqual(
+          await catalog.getVersion(input.id, 1),
+        );
+        expect(await catalog.findVersionByOriginalKey(input.originalKey)).toMatchObject({
+          assetId: input.id,
+          version: 1,
+          status: 'ready',
+          perceptualHash: BASE,
+        });
+        expect(await catalog.findVersionByOriginalKey(v2.originalKey)).toMatchObject({
+          assetId: input.id,
+          version: 2,
+          status: 'processing',
+        });
+        expect(await catalog.findVersionByOriginalKey(`${input.originalKey}x`)).toBeUndefined();
+        expect(await catalog.findVersionByOriginalKey('')).toBeUndefined();
+
+        // A deleted asset's versions are still found (the caller decides); a purged one's are gone.
+        await catalog.softDeleteAsset(input.id, at(6));
+        expect((await catalog.findVersionByOriginalKey(v2.originalKey))?.version).toBe(2);
+        await catalog.purgeAsset(input.id);
+        expect(await catalog.findVersionByOriginalKey(input.originalKey)).toBeUndefined();
+      });
+    });
+
     describe('projects', () => {
       it('the migration creates the public project default without limits', async () => {
         expect(await catalog.getProject('default')).toMatchObject({
@@ -1524,6 +1747,28 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         });
         expect(await catalog.getProject('media')).toEqual(cleared);
         expect((await catalog.getProject('default'))?.name).toBe('Default');
+      });
+
+      it('exposeGps is stored, defaults to false for the project default, and updateProject changes it alone', async () => {
+        expect((await catalog.getProject('default'))?.exposeGps).toBe(false);
+        const open = makeProject({ id: 'gps-on', exposeGps: true });
+        expect(await catalog.createProject(open)).toEqual(open);
+        expect(await catalog.getProject('gps-on')).toEqual(open);
+        await catalog.createProject(makeProject({ id: 'gps-off' }));
+        expect((await catalog.getProject('gps-off'))?.exposeGps).toBe(false);
+
+        const off = await catalog.updateProject('gps-on', { exposeGps: false }, at(10));
+        expect(off).toEqual({ ...open, exposeGps: false, updatedAt: at(10) });
+        expect(await catalog.getProject('gps-on')).toEqual(off);
+        const renamed = await catalog.updateProject('gps-on', { name: 'Field work' }, at(20));
+        expect(renamed?.exposeGps).toBe(false);
+        const on = await catalog.updateProject('gps-on', { exposeGps: true }, at(30));
+        expect(on).toEqual({ ...open, name: 'Field work', exposeGps: true, updatedAt: at(30) });
+        expect((await catalog.listProjects()).map((p) => [p.id, p.exposeGps])).toEqual([
+          ['default', false],
+          ['gps-off', false],
+          ['gps-on', true],
+        ]);
       });
 
       it('projectUsage counts assets (deleted ones too) and the bytes of all their versions', async () => {
@@ -1898,7 +2143,12 @@ export async function expectUpgradedCatalog(catalog: Catalog, seed: LegacySeed):
     ['default', 'Default'],
     ['prj_legacy', 'prj_legacy'],
   ]);
-  expect(await catalog.getProject('prj_legacy')).toMatchObject({ createdAt: at(1), visibility: 'public' });
+  expect(await catalog.getProject('prj_legacy')).toMatchObject({
+    createdAt: at(1),
+    visibility: 'public',
+    exposeGps: false,
+  });
+  expect((await catalog.getAsset(seed.ready))?.perceptualHash).toBeNull();
   expect(await catalog.projectUsage('prj_legacy')).toEqual({ assets: 1, bytes: 5_000_000_001 });
 
   // And the new operations work on them.
@@ -1909,4 +2159,19 @@ export async function expectUpgradedCatalog(catalog: Catalog, seed: LegacySeed):
   expect(await search('leica')).toEqual([]);
   await catalog.setCurrentVersion(seed.ready, 2, at(50));
   expect(await search('leica')).toEqual([seed.ready]);
+  // Assets from before 0003 join the near-duplicate index once a run records their hash.
+  const [legacyRun] = await catalog.listRunsWithSteps(seed.ready);
+  const newer = await catalog.createRun(seed.ready, newId('run'), at(60));
+  await catalog.publishRun(newer.id, { perceptualHash: 'ffff0000ffff0000' }, at(70));
+  const twin = makeAsset({ projectId: 'prj_legacy', originalKey: `originals/${newId('upl')}` });
+  const twinRun = newId('run');
+  await catalog.createAssetWithRun(twin, twinRun);
+  await catalog.publishRun(twinRun, { perceptualHash: 'ffff0000ffff0001' }, at(80));
+  expect(
+    (await catalog.findSimilar(seed.ready, { maxDistance: 2, limit: 10 }))?.map((s) => [
+      s.asset.id,
+      s.distance,
+    ]),
+  ).toEqual([[twin.id, 1]]);
+  expect(legacyRun).toBeDefined();
 }

@@ -110,6 +110,7 @@ if (!reachability.ok && process.env.CI) {
           'asset_search',
           'asset_versions',
           'assets',
+          'image_hashes',
           'kysely_migration',
           'kysely_migration_lock',
           'projects',
@@ -143,7 +144,7 @@ if (!reachability.ok && process.env.CI) {
           );
           return result.rows.map((r) => r.name);
         });
-        expect(migrations).toEqual(['0001_initial', '0002_catalog_ops']);
+        expect(migrations).toEqual(['0001_initial', '0002_catalog_ops', '0003_images']);
 
         const writes = await Promise.allSettled(
           Array.from({ length: 60 }, async (_, i) => {

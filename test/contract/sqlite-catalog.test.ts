@@ -18,7 +18,7 @@ import {
   seedLegacyCatalog,
 } from './catalog.contract.js';
 
-const ALL_MIGRATIONS = ['0001_initial', '0002_catalog_ops'];
+const ALL_MIGRATIONS = ['0001_initial', '0002_catalog_ops', '0003_images'];
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -93,6 +93,7 @@ describe('SQLite catalog', () => {
         'assets_fts_data',
         'assets_fts_docsize',
         'assets_fts_idx',
+        'image_hashes',
         'kysely_migration',
         'kysely_migration_lock',
         'projects',

@@ -90,6 +90,7 @@ export async function createAssetWithRun(
     format: null,
     blurhash: null,
     duration_sec: null,
+    perceptual_hash: null,
     current_version: 1,
     extra: '{}',
     uploaded_at: asset.uploadedAt,
@@ -245,6 +246,7 @@ export async function purgeAsset(cdb: CatalogDb, id: string): Promise<{ keys: st
     await trx.deleteFrom('renditions').where('asset_id', '=', id).execute();
     await trx.deleteFrom('asset_versions').where('asset_id', '=', id).execute();
     await trx.deleteFrom('asset_search').where('asset_id', '=', id).execute();
+    await trx.deleteFrom('image_hashes').where('asset_id', '=', id).execute();
     await trx.deleteFrom('assets').where('id', '=', id).execute();
     return { keys: [...new Set([...originals, ...renditions].map((row) => row.key))] };
   });

@@ -55,6 +55,7 @@ export async function updateProject(
       visibility: patch.visibility ?? stored.visibility,
       duplicatePolicy: patch.duplicatePolicy ?? stored.duplicatePolicy,
       limits: mergeLimits(stored.limits, patch.limits),
+      exposeGps: patch.exposeGps ?? stored.exposeGps,
       updatedAt: at,
     };
     const { id: _id, created_at: _createdAt, ...changes } = toProjectRow(updated);

@@ -17,6 +17,7 @@ import type { Database } from '../schema.js';
 import { type CatalogDb, lockRows, write, writeTransaction } from '../write-transaction.js';
 import { lockLiveAsset } from './assets.js';
 import { syncSearch } from './search.js';
+import { checkPerceptualHash, syncImageHash } from './similar.js';
 import { versionOf } from './versions.js';
 
 // --- runs ---------------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ export async function publishRun(
   facts: AssetFacts,
   at: string,
 ): Promise<void> {
+  checkPerceptualHash(facts.perceptualHash);
   await finishRun(cdb, runId, at, { status: 'succeeded', error: null }, (stored) => ({
     status: 'ready',
     error: null,
@@ -134,6 +136,7 @@ export async function publishRun(
     format: facts.format === undefined ? stored.format : facts.format,
     blurhash: facts.blurhash === undefined ? stored.blurhash : facts.blurhash,
     duration_sec: facts.durationSec === undefined ? stored.duration_sec : facts.durationSec,
+    perceptual_hash: facts.perceptualHash === undefined ? stored.perceptual_hash : facts.perceptualHash,
     extra:
       facts.extra === undefined
         ? stored.extra
@@ -179,7 +182,7 @@ async function finishRun(
       .execute();
     const asset = await trx
       .selectFrom('assets')
-      .select(['current_version', 'extra'])
+      .select(['current_version', 'extra', 'perceptual_hash'])
       .where('id', '=', run.asset_id)
       .$call((qb) => lockRows(dialect, qb))
       .executeTakeFirst();
@@ -203,6 +206,7 @@ async function finishRun(
       .where('current_version', '=', run.version)
       .execute();
     if (next.extra !== asset.extra) await syncSearch(trx, run.asset_id);
+    if (next.perceptual_hash !== asset.perceptual_hash) await syncImageHash(trx, run.asset_id);
   });
 }
 

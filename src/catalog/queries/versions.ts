@@ -15,6 +15,7 @@ import type { AssetVersionRow, Database } from '../schema.js';
 import { type CatalogDb, writeTransaction } from '../write-transaction.js';
 import { lockLiveAsset, selectAsset } from './assets.js';
 import { syncSearch } from './search.js';
+import { syncImageHash } from './similar.js';
 
 /** Version `version` of the asset. */
 export function versionOf(db: Kysely<Database>, assetId: string, version: number) {
@@ -31,6 +32,22 @@ export async function getVersion(
   version: number,
 ): Promise<AssetVersion | undefined> {
   const row = await versionOf(db, assetId, version).executeTakeFirst();
+  return row === undefined ? undefined : toAssetVersion(row);
+}
+
+/** Several versions with one key cannot come from the API (keys are per upload); the first wins. */
+export async function findVersionByOriginalKey(
+  db: Kysely<Database>,
+  key: string,
+): Promise<AssetVersion | undefined> {
+  const row = await db
+    .selectFrom('asset_versions')
+    .selectAll()
+    .where('original_key', '=', key)
+    .orderBy('asset_id', 'asc')
+    .orderBy('version', 'asc')
+    .limit(1)
+    .executeTakeFirst();
   return row === undefined ? undefined : toAssetVersion(row);
 }
 
@@ -89,7 +106,8 @@ export async function setCurrentVersion(
 
 /**
  * Makes `row` its asset's current version: the asset takes the version's bytes, its outcome and its
- * `duplicate_of`, and its search document follows. Returns the updated asset.
+ * `duplicate_of`, and its search document and near-duplicate index row follow. Returns the updated
+ * asset.
  */
 async function makeCurrent(
   trx: Kysely<Database>,
@@ -112,5 +130,6 @@ async function makeCurrent(
     .where('id', '=', row.asset_id)
     .execute();
   await syncSearch(trx, row.asset_id);
+  await syncImageHash(trx, row.asset_id);
   return selectAsset(trx, row.asset_id);
 }

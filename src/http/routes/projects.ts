@@ -26,6 +26,11 @@ const settings = {
   visibility: { type: 'string', enum: ['public', 'private'] },
   duplicatePolicy: { type: 'string', enum: ['reject', 'keep', 'link'] },
   limits: limitsSchema,
+  exposeGps: {
+    type: 'boolean',
+    description:
+      'Keep GPS coordinates from EXIF on asset records (derived images never carry them). Default false.',
+  },
 } as const;
 
 type ProjectBody = {
@@ -34,6 +39,7 @@ type ProjectBody = {
   visibility?: Project['visibility'];
   duplicatePolicy?: Project['duplicatePolicy'];
   limits?: Partial<Project['limits']>;
+  exposeGps?: boolean;
 };
 
 export async function projectRoutes(app: FastifyInstance, options: { container: Container }): Promise<void> {
@@ -91,7 +97,7 @@ export async function projectRoutes(app: FastifyInstance, options: { container: 
       config: { scope: 'admin' },
       schema: {
         summary:
-          'Change settings: delivery visibility, duplicate policy, limits (null clears a limit) (admin)',
+          'Change settings: delivery visibility, duplicate policy, limits (null clears a limit), GPS on asset records (admin)',
         tags: ['projects'],
         body: { type: 'object', additionalProperties: false, properties: settings },
         response: { 400: problem, 403: problem, 404: problem },
