@@ -38,6 +38,11 @@ describe('loadConfig', () => {
     [{ ASSETPIPE_JOB_LEASE_MS: '5' }, 'ASSETPIPE_JOB_LEASE_MS'],
     [{ ASSETPIPE_DATABASE_URL: 'mysql://x' }, 'ASSETPIPE_DATABASE_URL'],
     [{ ASSETPIPE_STORAGE: 'ftp://x' }, 'ASSETPIPE_STORAGE'],
+    [{ ASSETPIPE_IMAGE_PRESETS: 'thumb=320:bmp' }, 'ASSETPIPE_IMAGE_PRESETS'],
+    [{ ASSETPIPE_BLURHASH_COMPONENTS: '12x3' }, 'ASSETPIPE_BLURHASH_COMPONENTS'],
+    [{ ASSETPIPE_IMG_SIGNATURE: 'maybe' }, 'ASSETPIPE_IMG_SIGNATURE'],
+    [{ ASSETPIPE_IMG_WIDTHS: '320,abc' }, 'ASSETPIPE_IMG_WIDTHS'],
+    [{ ASSETPIPE_IMG_QUALITIES: '0' }, 'ASSETPIPE_IMG_QUALITIES'],
   ])('rejects %o naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     try {
@@ -46,6 +51,28 @@ describe('loadConfig', () => {
       expect((err as ConfigError).variable).toBe(variable);
       expect((err as Error).message).toContain(variable);
     }
+  });
+
+  it('reads the image settings', () => {
+    const config = loadConfig({
+      ASSETPIPE_IMAGE_PRESETS: 'card=640:jpeg@80',
+      ASSETPIPE_BLURHASH_COMPONENTS: '5x4',
+      ASSETPIPE_IMG_SIGNATURE: 'off',
+      ASSETPIPE_IMG_WIDTHS: '640, 320,640',
+      ASSETPIPE_IMG_QUALITIES: '80',
+      ASSETPIPE_IMG_CONCURRENCY: '3',
+      ASSETPIPE_IMG_QUEUE: '0',
+    });
+    expect(config.imagePresets).toEqual([{ name: 'card', maxSide: 640, formats: ['jpeg'], quality: 80 }]);
+    expect(config.blurhashComponents).toEqual({ x: 5, y: 4 });
+    expect(config.img).toMatchObject({
+      signature: 'off',
+      allowedWidths: [320, 640],
+      allowedQualities: [80],
+      concurrency: 3,
+      queueSize: 0,
+    });
+    expect(loadConfig({}).img.signature).toBe('required');
   });
 
   it('names the flag when a flag is invalid', () => {

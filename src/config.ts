@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { DEFAULT_IMAGE_PRESETS, type ImagePreset, parseImagePresets } from './domain/image-presets.js';
 
 /**
  * Everything assetpipe reads from its environment, parsed and validated once at start-up.
@@ -43,6 +44,33 @@ export interface Config {
   deleteGraceSec: number;
   /** Public base URL (for absolute URLs in responses), e.g. https://media.example.com. @default derived from the request */
   publicUrl: string | undefined;
+  /** Eager image variants made during every image run. @default thumb=320:webp;preview=1280:webp+avif */
+  imagePresets: ImagePreset[];
+  /** BlurHash components (x by y). @default 4x3 */
+  blurhashComponents: { x: number; y: number };
+  /** On-demand transforms (`/img`). */
+  img: ImgConfig;
+}
+
+export interface ImgConfig {
+  /**
+   * `required`: every /img URL must carry a valid signature. `off`: unsigned URLs are served, but
+   * only for the allow-listed widths and qualities (a signature, when present, is still checked).
+   * Private projects always need a signature. @default required
+   */
+  signature: 'required' | 'off';
+  /** Widths accepted on unsigned URLs. */
+  allowedWidths: number[];
+  /** Qualities accepted on unsigned URLs. */
+  allowedQualities: number[];
+  /** Largest output side (after dpr). @default 8192 */
+  maxOutputSide: number;
+  /** Transforms run at once by this process. @default the number of cores */
+  concurrency: number;
+  /** Transforms waiting for a slot before requests get 503. @default 64 */
+  queueSize: number;
+  /** One transform may take at most this long. @default 30000 */
+  timeoutMs: number;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -123,6 +151,16 @@ function oneOf<T extends string>(variable: string, raw: string, allowed: readonl
     throw new ConfigError(variable, `expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   }
   return value as T;
+}
+
+/** `320,640, 1280` -> [320, 640, 1280]: whole numbers in range, sorted, without repeats. */
+function integerList(variable: string, raw: string, min: number, max: number): number[] {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new ConfigError(variable, 'expected a comma-separated list of whole numbers');
+  return [...new Set(items.map((item) => integer(variable, item, min, max)))].sort((a, b) => a - b);
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -240,7 +278,60 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     );
   }
 
+  let imagePresets: ImagePreset[];
+  try {
+    imagePresets = parseImagePresets(read('ASSETPIPE_IMAGE_PRESETS') ?? DEFAULT_IMAGE_PRESETS);
+  } catch (err) {
+    throw new ConfigError('ASSETPIPE_IMAGE_PRESETS', (err as Error).message);
+  }
+  const blurhashRaw = read('ASSETPIPE_BLURHASH_COMPONENTS') ?? '4x3';
+  const blurhashMatch = /^\s*([1-9])\s*x\s*([1-9])\s*$/i.exec(blurhashRaw);
+  if (!blurhashMatch) {
+    throw new ConfigError(
+      'ASSETPIPE_BLURHASH_COMPONENTS',
+      `expected XxY with each from 1 to 9 (e.g. 4x3), got ${JSON.stringify(blurhashRaw)}`,
+    );
+  }
+  const blurhashComponents = { x: Number(blurhashMatch[1]), y: Number(blurhashMatch[2]) };
+
+  const img: ImgConfig = {
+    signature: oneOf('ASSETPIPE_IMG_SIGNATURE', read('ASSETPIPE_IMG_SIGNATURE') ?? 'required', [
+      'required',
+      'off',
+    ] as const),
+    allowedWidths: integerList(
+      'ASSETPIPE_IMG_WIDTHS',
+      read('ASSETPIPE_IMG_WIDTHS') ??
+        '16,32,48,64,96,128,160,200,256,320,384,400,480,512,640,750,800,828,960,1024,1080,1200,1280,1600,1920,2048,2560,3840',
+      1,
+      8192,
+    ),
+    allowedQualities: integerList(
+      'ASSETPIPE_IMG_QUALITIES',
+      read('ASSETPIPE_IMG_QUALITIES') ?? '30,40,50,60,65,70,75,80,85,90,95,100',
+      1,
+      100,
+    ),
+    maxOutputSide: integer('ASSETPIPE_IMG_MAX_SIDE', read('ASSETPIPE_IMG_MAX_SIDE') ?? '8192', 16, 16384),
+    concurrency: integer(
+      'ASSETPIPE_IMG_CONCURRENCY',
+      read('ASSETPIPE_IMG_CONCURRENCY') ?? String(Math.max(1, availableParallelism())),
+      1,
+      256,
+    ),
+    queueSize: integer('ASSETPIPE_IMG_QUEUE', read('ASSETPIPE_IMG_QUEUE') ?? '64', 0, 100_000),
+    timeoutMs: integer(
+      'ASSETPIPE_IMG_TIMEOUT_MS',
+      read('ASSETPIPE_IMG_TIMEOUT_MS') ?? '30000',
+      1000,
+      600_000,
+    ),
+  };
+
   return {
+    imagePresets,
+    blurhashComponents,
+    img,
     adminKey,
     signingSecret,
     rateLimitPerMinute,

@@ -11,7 +11,13 @@ import type { ImageLimits } from '../media/image.js';
 import type { Metrics } from '../metrics.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { stepOutputKey } from '../storage/keys.js';
-import { isPermanentFailure, type PipelineDefinition, type StepContext, type StepOutput } from './step.js';
+import {
+  isPermanentFailure,
+  type PipelineDefinition,
+  type PipelineSettings,
+  type StepContext,
+  type StepOutput,
+} from './step.js';
 
 export interface RunnerOptions {
   catalog: Catalog;
@@ -20,6 +26,7 @@ export interface RunnerOptions {
   metrics: Metrics;
   pipelines: Record<MediaType, PipelineDefinition>;
   limits: ImageLimits;
+  settings: PipelineSettings;
   stepTimeoutMs: number;
   /** This process's scratch folder; each run attempt works in a subfolder that it removes. */
   scratchRoot: string;
@@ -111,6 +118,7 @@ export class PipelineRunner {
       maxDurationSec: project?.limits.maxVideoDurationSec ?? null,
       projectId: asset?.projectId ?? 'default',
     };
+    const settings = { ...this.options.settings, exposeGps: project?.exposeGps ?? false };
     const history = await catalog.listSteps(run.id);
     const outputs: Record<string, StepOutput> = {};
     for (const step of history) {
@@ -151,6 +159,7 @@ export class PipelineRunner {
         logger: stepLogger,
         signal,
         limits,
+        settings,
         sourcePath: fetchSource,
         scratchDir,
         outputs,

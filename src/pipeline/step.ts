@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AssetFacts, MediaType } from '../domain/asset.js';
+import type { ImagePreset } from '../domain/image-presets.js';
 import { AppError } from '../errors.js';
 import type { ImageLimits } from '../media/image.js';
 
@@ -7,6 +8,18 @@ export interface StepLimits extends ImageLimits {
   /** The project's longest accepted video/audio, in seconds; `null` for no limit. */
   maxDurationSec: number | null;
   projectId: string;
+}
+
+/** Server-wide choices the steps follow (from config). */
+export interface PipelineSettings {
+  imagePresets: readonly ImagePreset[];
+  blurhashComponents: { x: number; y: number };
+}
+
+/** What a step knows of the settings for this run: the server's plus the asset's project's. */
+export interface StepSettings extends PipelineSettings {
+  /** The project lets GPS coordinates from EXIF onto the asset record. */
+  exposeGps: boolean;
 }
 
 /** JSON-serialisable summary a step returns; stored on the step record, read back on resume. */
@@ -29,6 +42,7 @@ export interface StepContext {
   logger: Logger;
   signal: AbortSignal;
   limits: StepLimits;
+  settings: StepSettings;
   /** Local path of the original, fetched from the blob store once per run attempt. */
   sourcePath(): Promise<string>;
   /** A private directory for this attempt's temporary files, removed when the run attempt ends. */

@@ -17,11 +17,12 @@ import type { Project } from '../domain/project.js';
 import { AppError, isAppError } from '../errors.js';
 import { HashingStream } from '../lib/hash-stream.js';
 import { peekStream } from '../lib/peek-stream.js';
+import { checkImagePrefix, type ImageLimits } from '../media/image.js';
 import { describeUnsupported, SNIFF_BYTES, type SniffedType, sniffMedia } from '../media/sniff.js';
 import { runJobKey } from '../pipeline/jobs.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { BlobInfo, BlobStore, ByteRange } from '../storage/blob-store.js';
-import { derivedPrefix, originalKey } from '../storage/keys.js';
+import { derivedPrefix, imageCachePrefix, originalKey } from '../storage/keys.js';
 import type { ProjectService } from './project-service.js';
 
 export { validateProjectId } from './project-service.js';
@@ -67,6 +68,8 @@ export interface AssetServiceOptions {
   logger: Logger;
   maxUploadBytes: number;
   deleteGraceSec: number;
+  /** Images whose header declares more pixels are refused at upload, before anything is stored. */
+  imageLimits: ImageLimits;
   now?: () => Date;
 }
 
@@ -147,6 +150,13 @@ export class AssetService {
       body.resume(); // drain what is left so the client can read our answer
       throw await this.unsupported(head);
     }
+    try {
+      await this.checkHeader(media, head);
+    } catch (err) {
+      stream.destroy();
+      body.resume();
+      throw err;
+    }
     const key = originalKey(newId('upl'));
     const hasher = new HashingStream();
     stream.on('error', (err) => hasher.destroy(err));
@@ -164,9 +174,19 @@ export class AssetService {
     const head = await readAll(await this.options.blobs.get(key, { start: 0, end: SNIFF_BYTES - 1 }));
     const media = await sniffMedia(head);
     if (!media) throw await this.unsupported(head);
+    await this.checkHeader(media, head);
     const hash = createHash('sha256');
     for await (const chunk of await this.options.blobs.get(key)) hash.update(chunk as Buffer);
     return { key, size: info.size, sha256: hash.digest('hex'), media };
+  }
+
+  /**
+   * Refuses a decompression bomb (a few bytes declaring 30000 x 30000 pixels) from the header in the
+   * upload's first bytes, so it is never stored nor queued. When the header is not in those bytes,
+   * the pipeline's probe reads the whole file's header and decides.
+   */
+  private async checkHeader(media: SniffedType, head: Buffer): Promise<void> {
+    if (media.type === 'image') await checkImagePrefix(head, this.options.imageLimits);
   }
 
   private async unsupported(head: Buffer): Promise<AppError> {
@@ -426,12 +446,18 @@ export class AssetService {
     return this.visible(principal, id);
   }
 
-  /** Removes the rows first (so nothing points at missing bytes), then every blob. */
+  /**
+   * Removes the rows first (so nothing points at missing bytes), then every blob: originals and
+   * renditions the catalog knows, anything else derived, and the cached /img transforms.
+   */
   async purge(id: string): Promise<void> {
     const { keys } = await this.options.catalog.purgeAsset(id);
     for (const key of keys) await this.options.blobs.delete(key);
-    for await (const info of this.options.blobs.list(derivedPrefix(id)))
-      await this.options.blobs.delete(info.key);
+    for (const prefix of [derivedPrefix(id), imageCachePrefix(id)]) {
+      const found: string[] = [];
+      for await (const info of this.options.blobs.list(prefix)) found.push(info.key);
+      for (const key of found) await this.options.blobs.delete(key);
+    }
     this.options.logger.info({ assetId: id, blobs: keys.length }, 'asset purged');
   }
 

@@ -71,13 +71,18 @@ describe('assetpipe serve (real process)', () => {
     expect(ready.width).toBe(320);
     expect(ready.height).toBe(240);
     expect(ready.blurhash).toMatch(/^[0-9A-Za-z#$%*+,\-.:;=?@[\]^_{|}~]{20,}$/);
-    expect(ready.renditions.map((r) => r.name)).toEqual(['thumbnail']);
+    // The default presets: thumb=320:webp;preview=1280:webp+avif (never enlarged).
+    expect(ready.renditions.map((r) => r.name).sort()).toEqual([
+      'preview.avif',
+      'preview.webp',
+      'thumb.webp',
+    ]);
 
     const runs = await getRuns(server.baseUrl, created.id);
     expect(runs).toHaveLength(1);
     const [run] = runs;
     expect(run!.status).toBe('succeeded');
-    expect(run!.steps.map((s) => s.name)).toEqual(['probe', 'placeholder', 'thumbnail', 'publish']);
+    expect(run!.steps.map((s) => s.name)).toEqual(['probe', 'placeholders', 'variants', 'publish']);
     for (const step of run!.steps) {
       expect(step.status, step.name).toBe('succeeded');
       expect(typeof step.durationMs, step.name).toBe('number');

@@ -82,3 +82,118 @@ export function makePngBomb(side = 30000): Buffer {
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
+
+/** Where the committed real-world images live (see test/fixtures/images/README.md). */
+export const IMAGE_FIXTURES = new URL('../fixtures/images/', import.meta.url).pathname;
+
+/** Solid-colour frames joined into an animated GIF or WebP, with one delay (ms) per frame. */
+export async function makeAnimation(
+  format: 'gif' | 'webp',
+  options: { colours?: string[]; width?: number; height?: number; delay?: number[] } = {},
+): Promise<Buffer> {
+  const { colours = ['#ff0000', '#00ff00', '#0000ff'], width = 40, height = 30 } = options;
+  const delay = options.delay ?? colours.map((_, i) => 100 * (i + 1));
+  const frames = await Promise.all(
+    colours.map((background) =>
+      sharp({ create: { width, height, channels: 3, background } })
+        .png()
+        .toBuffer(),
+    ),
+  );
+  const joined = sharp(frames, { join: { animated: true } });
+  return format === 'gif'
+    ? joined.gif({ delay, loop: 0 }).toBuffer()
+    : joined.webp({ delay, loop: 0, lossless: true }).toBuffer();
+}
+
+/** A multi-page TIFF, one solid colour per page. */
+export async function makeMultiPageTiff(
+  options: { colours?: string[]; width?: number; height?: number } = {},
+): Promise<Buffer> {
+  const { colours = ['#ff0000', '#00ff00', '#0000ff'], width = 40, height = 30 } = options;
+  const pages = await Promise.all(
+    colours.map((background) =>
+      sharp({ create: { width, height, channels: 3, background } })
+        .png()
+        .toBuffer(),
+    ),
+  );
+  // join.animated stacks the inputs as pages; the TIFF writer stores each page as its own directory.
+  return sharp(pages, { join: { animated: true } })
+    .tiff()
+    .toBuffer();
+}
+
+/** A grey + alpha PNG (colour type 4) with one grey level and one alpha value everywhere. */
+export async function makeGreyAlphaPng(
+  options: { width?: number; height?: number; grey?: number; alpha?: number } = {},
+): Promise<Buffer> {
+  const { width = 32, height = 24, grey = 100, alpha = 128 } = options;
+  const raw = Buffer.alloc(width * height * 2);
+  for (let i = 0; i < raw.length; i += 2) {
+    raw[i] = grey;
+    raw[i + 1] = alpha;
+  }
+  // Without the b-w interpretation sharp would write the two bands as an RGBA PNG (colour type 6).
+  return sharp(raw, { raw: { width, height, channels: 2 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
+}
+
+/**
+ * A JPEG with camera EXIF, including private fields (serial numbers, owner, artist) and a GPS
+ * position (48.858233 N, 2.294467 E, 35 m), all written by sharp's `withExif`.
+ */
+export async function makeJpegWithExif(options: { width?: number; height?: number } = {}): Promise<Buffer> {
+  const { width = 64, height = 48 } = options;
+  return sharp({ create: { width, height, channels: 3, background: '#806040' } })
+    .withExif({
+      IFD0: { Make: 'Canon', Model: 'Canon EOS R5', Artist: 'Jane Doe', Copyright: 'Jane Doe 2024' },
+      IFD2: {
+        ExposureTime: '1/250',
+        FNumber: '28/10',
+        ISOSpeedRatings: '400',
+        FocalLength: '50/1',
+        FocalLengthIn35mmFilm: '50',
+        DateTimeOriginal: '2024:05:06 07:08:09',
+        OffsetTimeOriginal: '+02:00',
+        LensModel: 'RF50mm F1.8 STM',
+        BodySerialNumber: 'BODY-12345',
+        LensSerialNumber: 'LENS-67890',
+        CameraOwnerName: 'Jane Doe',
+      },
+      IFD3: {
+        GPSLatitudeRef: 'N',
+        GPSLatitude: '48/1 51/1 2964/100',
+        GPSLongitudeRef: 'E',
+        GPSLongitude: '2/1 17/1 4008/100',
+        GPSAltitudeRef: '0',
+        GPSAltitude: '35/1',
+      },
+    })
+    .jpeg()
+    .toBuffer();
+}
+
+/** A JPEG whose frame header (SOF) declares 0 x 0 pixels: libjpeg refuses its header. */
+export async function makeCorruptHeaderJpeg(): Promise<Buffer> {
+  const jpeg = Buffer.from(await makeJpeg({ width: 64, height: 48 }));
+  // SOF0 (baseline) marker: FF C0, length (2), precision (1), height (2), width (2).
+  const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
+  if (sof < 0) throw new Error('no SOF0 marker in the generated JPEG');
+  jpeg.writeUInt16BE(0, sof + 5);
+  jpeg.writeUInt16BE(0, sof + 7);
+  return jpeg;
+}
+
+/**
+ * A JPEG of one sRGB colour converted into Display P3 numbers and tagged with sharp's built-in P3
+ * profile: read without the profile its pixels are wrong, read with it they are `srgb` again.
+ */
+export async function makeP3Jpeg(srgb: { r: number; g: number; b: number }): Promise<Buffer> {
+  return sharp({ create: { width: 32, height: 32, channels: 3, background: srgb } })
+    .withIccProfile('p3')
+    .jpeg({ quality: 95, chromaSubsampling: '4:4:4' })
+    .toBuffer();
+}

@@ -1,6 +1,11 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
-import { hammingDistance, isPerceptualHash, perceptualHash } from '../../src/domain/phash.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hammingDistance, isPerceptualHash } from '../../src/domain/phash.js';
+import { probeImage } from '../../src/media/image.js';
+import { analyseImage } from '../../src/media/image-analysis.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const WIDTH = 640;
 const HEIGHT = 480;
@@ -76,13 +81,25 @@ function makePhoto(seed: number): Buffer {
   return raw;
 }
 
-/** Hash an encoded image exactly as the pipeline does. */
-async function hashImage(encoded: Buffer): Promise<string> {
-  const grey = await sharp(encoded).autoOrient().greyscale().resize(32, 32, { fit: 'fill' }).raw().toBuffer();
-  return perceptualHash(grey, 32);
-}
+const LIMITS = { maxInputPixels: 50_000_000 };
 
-describe('perceptual hash robustness (real sharp encodes)', () => {
+describe("perceptual hash robustness (real sharp encodes, through the pipeline's analysis path)", () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let files = 0;
+  beforeAll(async () => {
+    tmp = await tempDir('assetpipe-phash-');
+  });
+  afterAll(async () => tmp?.cleanup());
+
+  /** Hash an encoded image exactly as the pipeline does: probe, then the one analysis decode. */
+  async function hashImage(encoded: Buffer): Promise<string> {
+    const path = join(tmp.dir, `image-${files++}`);
+    await writeFile(path, encoded);
+    const probe = await probeImage(path, LIMITS);
+    const analysis = await analyseImage({ path, probe, limits: LIMITS, blurhashComponents: { x: 4, y: 3 } });
+    return analysis.perceptualHash;
+  }
+
   it('matches re-encoded and resized copies and separates different photos', async () => {
     const originals: string[] = [];
     let maxVariant = 0;

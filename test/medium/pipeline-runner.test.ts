@@ -4,6 +4,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Container } from '../../src/container.js';
+import { DEFAULT_IMAGE_PRESETS, parseImagePresets } from '../../src/domain/image-presets.js';
 import { AppError } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics.js';
 import { PIPELINES } from '../../src/pipeline/pipelines.js';
@@ -37,7 +38,7 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
     return { asset, runId: run!.id };
   }
 
-  it('publishes an image with its displayed size, format, blurhash and a thumbnail', async () => {
+  it('publishes an image with its facts, placeholders, perceptual hash and variants', async () => {
     // EXIF orientation 6: stored 400x200, displayed 200x400.
     const { asset, runId } = await upload(await makeJpeg({ width: 400, height: 200, orientation: 6 }));
     expect(await container.runner.execute(runId, attempt())).toBe('published');
@@ -45,22 +46,111 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
     const ready = await container.catalog.getAsset(asset.id);
     expect(ready).toMatchObject({ status: 'ready', width: 200, height: 400, format: 'jpeg', error: null });
     expect(ready!.blurhash).toMatch(/^[0-9A-Za-z#$%*+,\-.:;=?@[\]^_{|}~]{28}$/);
+    expect(ready).toMatchObject({ perceptualHash: expect.stringMatching(/^[0-9a-f]{16}$/) });
     expect(ready!.processedAt).not.toBeNull();
 
-    const [thumb] = await container.catalog.listRenditions(asset.id, 1);
-    expect(thumb).toMatchObject({ name: 'thumbnail', contentType: 'image/webp', width: 160, height: 320 });
-    const meta = await sharp(await readAll(await container.blobs.get(thumb!.key))).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(['webp', 160, 320]);
+    // Default presets: thumb=320:webp;preview=1280:webp+avif. The 200x400 image is never enlarged.
+    const variants = [
+      {
+        name: 'thumb.webp',
+        preset: 'thumb',
+        format: 'webp',
+        width: 160,
+        height: 320,
+        contentType: 'image/webp',
+      },
+      {
+        name: 'preview.webp',
+        preset: 'preview',
+        format: 'webp',
+        width: 200,
+        height: 400,
+        contentType: 'image/webp',
+      },
+      {
+        name: 'preview.avif',
+        preset: 'preview',
+        format: 'avif',
+        width: 200,
+        height: 400,
+        contentType: 'image/avif',
+      },
+    ];
+    const extra = ready!.extra;
+    expect(extra).toMatchObject({
+      hasAlpha: false,
+      animated: false,
+      frames: 1,
+      pages: 1,
+      colorSpace: 'srgb',
+      dominantColor: expect.stringMatching(/^#[0-9a-f]{6}$/),
+      thumbhash: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/),
+      lqip: expect.stringMatching(/^data:image\/webp;base64,[A-Za-z0-9+/]+=*$/),
+      variants: variants.map((v) => ({ ...v, size: expect.any(Number) })),
+    });
+    expect(extra).toHaveProperty('bitsPerSample');
+    expect(extra).toHaveProperty('exif');
+    expect((extra.lqip as string).length).toBeLessThan(1024);
+
+    const renditions = await container.catalog.listRenditions(asset.id, 1);
+    expect(renditions.map((r) => [r.name, r.contentType, r.width, r.height]).sort()).toEqual(
+      variants.map((v) => [v.name, v.contentType, v.width, v.height]).sort(),
+    );
+    for (const rendition of renditions) {
+      const bytes = await readAll(await container.blobs.get(rendition.key));
+      const listed = (extra.variants as { name: string; size: number }[]).find(
+        (v) => v.name === rendition.name,
+      );
+      expect(listed?.size, rendition.name).toBe(bytes.length);
+      const meta = await sharp(bytes).metadata();
+      expect([meta.format, meta.width, meta.height], rendition.name).toEqual([
+        rendition.name.endsWith('.avif') ? 'heif' : 'webp',
+        rendition.width,
+        rendition.height,
+      ]);
+    }
 
     const [run] = await container.catalog.listRunsWithSteps(asset.id);
     expect(run!.status).toBe('succeeded');
     expect(run!.steps.map((s) => [s.name, s.status])).toEqual([
       ['probe', 'succeeded'],
-      ['placeholder', 'succeeded'],
-      ['thumbnail', 'succeeded'],
+      ['placeholders', 'succeeded'],
+      ['variants', 'succeeded'],
       ['publish', 'succeeded'],
     ]);
     for (const step of run!.steps) expect(step.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('publishes an animated GIF with an animated WebP variant', async () => {
+    const [width, frameHeight, frames] = [160, 120, 3];
+    const strip = Buffer.alloc(width * frameHeight * frames * 3);
+    for (let i = 0; i < strip.length; i++)
+      strip[i] = (Math.floor(i / (width * frameHeight * 3)) * 90 + (i % 7)) % 256;
+    const gif = await sharp(strip, {
+      raw: { width, height: frameHeight * frames, channels: 3, pageHeight: frameHeight },
+    })
+      .gif({ delay: 80 })
+      .toBuffer();
+    const { asset, runId } = await upload(gif, 'anim.gif');
+    expect(await container.runner.execute(runId, attempt())).toBe('published');
+
+    const ready = await container.catalog.getAsset(asset.id);
+    expect(ready).toMatchObject({ status: 'ready', width, height: frameHeight, format: 'gif' });
+    expect(ready!.extra).toMatchObject({ animated: true, frames, pages: frames });
+    const renditions = await container.catalog.listRenditions(asset.id, 1);
+    const webp = renditions.find((r) => r.name === 'thumb.webp');
+    const avif = renditions.find((r) => r.name === 'preview.avif');
+    const webpMeta = await sharp(await readAll(await container.blobs.get(webp!.key)), {
+      pages: -1,
+    }).metadata();
+    expect(webpMeta).toMatchObject({ format: 'webp', pages: frames, width, pageHeight: frameHeight });
+    const avifMeta = await sharp(await readAll(await container.blobs.get(avif!.key))).metadata();
+    expect([avifMeta.format, avifMeta.width, avifMeta.height, avifMeta.pages ?? 1]).toEqual([
+      'heif',
+      width,
+      frameHeight,
+      1,
+    ]);
   });
 
   it('fails a truncated JPEG for good with a reason a person understands, keeping the original', async () => {
@@ -81,10 +171,15 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
   });
 
   it('refuses a decompression bomb from its header, before decoding', async () => {
-    const { asset, runId } = await upload(makePngBomb(), 'bomb.png');
+    // Uploads refuse a bomb up front (422), so put it straight into the blob store under an
+    // accepted upload's original: the pipeline must still refuse it on its own.
+    const { asset, runId } = await upload(await makeJpeg(), 'bomb.png');
+    const version = await container.catalog.getVersion(asset.id, 1);
+    await container.blobs.put(version!.originalKey, makePngBomb());
     expect(await container.runner.execute(runId, attempt())).toBe('failed');
     const failed = await container.catalog.getAsset(asset.id);
     expect(failed!.error).toMatch(/30000 x 30000 pixels .* over this server's limit of 50 MP/);
+    expect(await container.catalog.listRenditions(asset.id, 1)).toEqual([]);
   });
 
   it('does nothing for a run that already finished (a duplicate delivery)', async () => {
@@ -104,6 +199,10 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
         metrics: new Metrics({ defaultMetrics: false }),
         pipelines: { ...PIPELINES, image: pipeline },
         limits: { maxInputPixels: 50_000_000 },
+        settings: {
+          imagePresets: parseImagePresets(DEFAULT_IMAGE_PRESETS),
+          blurhashComponents: { x: 4, y: 3 },
+        },
         stepTimeoutMs: 5000,
         scratchRoot: `${container.config.dataDir}/scratch`,
       });
