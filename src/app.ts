@@ -9,9 +9,12 @@ import { AppError } from './errors.js';
 import { principalOf, registerAuth } from './http/auth.js';
 import { sendProblem } from './http/problem.js';
 import { assetRoutes } from './http/routes/assets.js';
+import { imgRoutes } from './http/routes/img.js';
+import { imgSignRoutes } from './http/routes/img-sign.js';
 import { keyRoutes } from './http/routes/keys.js';
 import { operationsRoutes } from './http/routes/operations.js';
 import { projectRoutes } from './http/routes/projects.js';
+import { similarRoutes } from './http/routes/similar.js';
 import { type TusRouteOptions, tusRoutes } from './http/routes/tus.js';
 import { uploadRoutes } from './http/routes/uploads.js';
 import { webRoutes } from './http/routes/web.js';
@@ -65,6 +68,7 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
         { name: 'uploads', description: 'Resumable (tus) and S3-style multipart uploads' },
         { name: 'projects', description: 'Projects, their delivery settings and limits' },
         { name: 'keys', description: 'API keys' },
+        { name: 'images', description: 'On-demand image transforms (public, signed URLs) and URL signing' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },
@@ -118,6 +122,7 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
     isShuttingDown: options.isShuttingDown ?? (() => false),
   });
   await app.register(assetRoutes, { container });
+  await app.register(similarRoutes, { container });
   await app.register(uploadRoutes, { container });
   const { uploads } = container;
   await app.register(tusRoutes, {
@@ -133,5 +138,7 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
   });
   await app.register(projectRoutes, { container });
   await app.register(keyRoutes, { container });
+  await app.register(imgRoutes, { container });
+  await app.register(imgSignRoutes, { container });
   return app;
 }

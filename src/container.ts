@@ -12,6 +12,8 @@ import type { JobQueue } from './queue/job-queue.js';
 import { SqliteJobQueue } from './queue/sqlite-queue.js';
 import { AssetService } from './services/asset-service.js';
 import { AuthService } from './services/auth-service.js';
+import { ImageDelivery } from './services/image-delivery.js';
+import { ImageUrls } from './services/image-urls.js';
 import { ProjectService } from './services/project-service.js';
 import { loadSigningKeys } from './services/signing-keys.js';
 import { UploadService } from './services/upload-service.js';
@@ -31,6 +33,10 @@ export interface Container {
   auth: AuthService;
   projects: ProjectService;
   uploads: UploadService;
+  /** `/img`: on-demand transforms, their cache, queue and single flight. */
+  images: ImageDelivery;
+  /** Signed `/img` URLs (asset records, the signing API and CLI). */
+  imageUrls: ImageUrls;
   close(): Promise<void>;
 }
 
@@ -56,6 +62,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     metrics,
     pipelines: PIPELINES,
     limits: { maxInputPixels: config.maxInputPixels },
+    settings: { imagePresets: config.imagePresets, blurhashComponents: config.blurhashComponents },
     stepTimeoutMs: config.stepTimeoutMs,
     scratchRoot: await createProcessScratch(join(config.dataDir, 'scratch'), logger),
   });
@@ -68,17 +75,38 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     logger,
     maxUploadBytes: config.maxUploadBytes,
     deleteGraceSec: config.deleteGraceSec,
+    imageLimits: { maxInputPixels: config.maxInputPixels },
   });
   const auth = new AuthService({ catalog, adminKey: config.adminKey });
+  const signingKeys = await loadSigningKeys(config);
   const uploads = new UploadService({
     catalog,
     blobs,
     assets,
     projects,
     logger,
-    signingKeys: await loadSigningKeys(config),
+    signingKeys,
     presignExpirySec: config.presignExpirySec,
     uploadExpirySec: config.uploadExpirySec,
+  });
+
+  const images = new ImageDelivery({
+    catalog,
+    blobs,
+    metrics,
+    logger: logger.child({ component: 'img' }),
+    signingKeys,
+    img: config.img,
+    presets: config.imagePresets,
+    limits: { maxInputPixels: config.maxInputPixels },
+    scratchDir: runner.scratchRoot,
+  });
+  const imageUrls = new ImageUrls({
+    catalog,
+    signingKeys,
+    presets: config.imagePresets,
+    maxOutputSide: config.img.maxOutputSide,
+    publicUrl: config.publicUrl,
   });
 
   let closed: Promise<void> | undefined;
@@ -94,6 +122,8 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     auth,
     projects,
     uploads,
+    images,
+    imageUrls,
     close() {
       closed ??= (async () => {
         await queue.close();

@@ -230,6 +230,36 @@ keys
   });
 
 program
+  .command('sign-url')
+  .description('print a signed /img URL (absolute when ASSETPIPE_PUBLIC_URL is set)')
+  .argument(
+    '<path-and-query>',
+    'e.g. "/img/ast_...?w=400&f=webp" (v, the current version, is added when missing)',
+  )
+  .option('--expires-in <sec>', 'valid for this many seconds (adds exp); default: no expiry')
+  .addOption(dataOption())
+  .action(async (pathAndQuery: string, flags: { expiresIn?: string; data?: string }) => {
+    let expiresInSec: number | undefined;
+    if (flags.expiresIn !== undefined) {
+      expiresInSec = Number(flags.expiresIn);
+      if (!/^[1-9][0-9]*$/.test(flags.expiresIn)) {
+        throw new InvalidArgumentError(
+          `--expires-in must be whole seconds (e.g. 3600); got ${flags.expiresIn}`,
+        );
+      }
+    }
+    const config = configFrom(flags);
+    const container = await createContainer(config, createLogger({ logLevel: 'warn' }, { stream: 'stderr' }));
+    try {
+      // No API key here: whoever can read the data directory (and its signing key) has every right.
+      const signed = await container.imageUrls.sign(null, pathAndQuery, { expiresInSec });
+      process.stdout.write(`${signed.url}\n`);
+    } finally {
+      await container.close();
+    }
+  });
+
+program
   .command('migrate')
   .description('apply catalog migrations (also done automatically at start)')
   .addOption(dataOption())

@@ -11,6 +11,10 @@ export class Metrics {
   private readonly httpDuration: Histogram<'method' | 'route'>;
   private readonly stepDuration: Histogram<'kind' | 'step' | 'status'>;
   private readonly stepFailures: Counter<'kind' | 'step'>;
+  private readonly imgRequests: Counter<'outcome'>;
+  private readonly imgTransforms: Counter<'format' | 'result'>;
+  private readonly imgTransformDuration: Histogram<'format'>;
+  private readonly imgQueue: Gauge<'state'>;
 
   constructor(options: { queue?: JobQueue | undefined; defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false)
@@ -41,6 +45,33 @@ export class Metrics {
       labelNames: ['kind', 'step'],
       registers: [this.registry],
     });
+    this.imgRequests = new Counter({
+      name: 'assetpipe_img_requests_total',
+      help: 'On-demand image requests by outcome: hit (cache or eager rendition), miss (transformed), merged (joined an identical transform in flight), rejected (transform queue full).',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.imgTransforms = new Counter({
+      name: 'assetpipe_img_transforms_total',
+      help: 'On-demand image transforms performed, by output format and result (ok, failed, timeout).',
+      labelNames: ['format', 'result'],
+      registers: [this.registry],
+    });
+    this.imgTransformDuration = new Histogram({
+      name: 'assetpipe_img_transform_duration_seconds',
+      help: 'Duration of on-demand image transforms (decode, operations, encode) by output format.',
+      labelNames: ['format'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    this.imgQueue = new Gauge({
+      name: 'assetpipe_img_transform_queue',
+      help: 'On-demand image transforms running and waiting for a slot in this process.',
+      labelNames: ['state'],
+      registers: [this.registry],
+    });
+    this.imgQueue.set({ state: 'running' }, 0);
+    this.imgQueue.set({ state: 'waiting' }, 0);
     const queue = options.queue;
     if (queue) {
       new Gauge({
@@ -67,6 +98,20 @@ export class Metrics {
   observeStep(kind: string, step: string, status: 'succeeded' | 'failed', durationMs: number): void {
     this.stepDuration.observe({ kind, step, status }, durationMs / 1000);
     if (status === 'failed') this.stepFailures.inc({ kind, step });
+  }
+
+  countImgRequest(outcome: 'hit' | 'miss' | 'merged' | 'rejected'): void {
+    this.imgRequests.inc({ outcome });
+  }
+
+  observeImgTransform(format: string, result: 'ok' | 'failed' | 'timeout', seconds: number): void {
+    this.imgTransforms.inc({ format, result });
+    this.imgTransformDuration.observe({ format }, seconds);
+  }
+
+  setImgQueue(state: { running: number; waiting: number }): void {
+    this.imgQueue.set({ state: 'running' }, state.running);
+    this.imgQueue.set({ state: 'waiting' }, state.waiting);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

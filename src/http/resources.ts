@@ -1,7 +1,66 @@
 import type { Asset, AssetVersion, Rendition, RunWithSteps } from '../domain/asset.js';
+import type { ImageLinks } from './image-links.js';
 
-/** The asset record as the API shows it. */
-export function assetResource(asset: Asset, renditions: Rendition[] = []) {
+function str(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function num(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/**
+ * What the image steps learned, promoted from `metadata` to the record (null until processed), and
+ * with `links` the eager variants with ready-made `/img` URLs and a `srcset` of them.
+ */
+function imageFields(asset: Asset, base: string, links: ImageLinks | undefined) {
+  const extra = asset.extra;
+  const listed = Array.isArray(extra.variants) ? extra.variants : [];
+  const variants = listed.flatMap((item: unknown) => {
+    if (typeof item !== 'object' || item === null) return [];
+    const v = item as Record<string, unknown>;
+    const name = str(v.name);
+    const preset = str(v.preset);
+    const format = str(v.format);
+    if (name === null || preset === null || format === null) return [];
+    return [
+      {
+        name,
+        preset,
+        format,
+        contentType: str(v.contentType),
+        width: num(v.width),
+        height: num(v.height),
+        size: num(v.size),
+        url: `${base}/renditions/${encodeURIComponent(name)}`,
+        src: links ? links.src({ preset, f: format }) : null,
+      },
+    ];
+  });
+  // One srcset entry per preset, in the format every browser reads that the presets offer most.
+  const srcsetFormat = ['webp', 'jpeg', 'png', 'avif'].find((f) => variants.some((v) => v.format === f));
+  const srcset = variants
+    .filter((v) => v.format === srcsetFormat && v.src !== null && v.width !== null)
+    .sort((a, b) => (a.width ?? 0) - (b.width ?? 0))
+    .filter((v, i, all) => i === 0 || v.width !== all[i - 1]?.width)
+    .map((v) => `${v.src} ${v.width}w`)
+    .join(', ');
+  return {
+    hasAlpha: typeof extra.hasAlpha === 'boolean' ? extra.hasAlpha : null,
+    animated: typeof extra.animated === 'boolean' ? extra.animated : null,
+    frames: num(extra.frames),
+    colorSpace: str(extra.colorSpace),
+    exif: typeof extra.exif === 'object' && extra.exif !== null ? extra.exif : null,
+    dominantColor: str(extra.dominantColor),
+    thumbhash: str(extra.thumbhash),
+    lqip: str(extra.lqip),
+    variants,
+    srcset: srcset === '' ? null : srcset,
+  };
+}
+
+/** The asset record as the API shows it. `links`: signed `/img` URLs for a ready image. */
+export function assetResource(asset: Asset, renditions: Rendition[] = [], links?: ImageLinks) {
   const base = `/v1/assets/${asset.id}`;
   return {
     id: asset.id,
@@ -18,9 +77,11 @@ export function assetResource(asset: Asset, renditions: Rendition[] = []) {
     format: asset.format,
     blurhash: asset.blurhash,
     durationSec: asset.durationSec,
+    perceptualHash: asset.perceptualHash,
     versionNumber: asset.versionNumber,
     uploadedAt: asset.uploadedAt,
     processedAt: asset.processedAt,
+    ...(asset.type === 'image' ? imageFields(asset, base, links) : {}),
     metadata: asset.extra,
     mediaId: asset.mediaId,
     tags: asset.tags,
@@ -84,6 +145,7 @@ export function versionResource(version: AssetVersion) {
     format: version.format,
     blurhash: version.blurhash,
     durationSec: version.durationSec,
+    perceptualHash: version.perceptualHash,
     processedAt: version.processedAt,
     links: { original: `${base}/original`, makeCurrent: `${base}/current` },
   };

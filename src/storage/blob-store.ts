@@ -86,6 +86,13 @@ export interface BlobStore {
    */
   presignPart?(key: string, uploadId: string, partNumber: number, expiresInSec: number): Promise<string>;
 
+  /**
+   * A local file holding the object's bytes, to be read in place and never written, or `undefined`
+   * when there is no such object. Optional: only a store on the local filesystem has it (sharp then
+   * reads an original without a copy); callers fall back to `get` into a temp file.
+   */
+  localPath?(key: string): Promise<string | undefined>;
+
   /** Releases resources (connections, timers). */
   close(): Promise<void>;
 }

@@ -141,6 +141,13 @@ export class FsBlobStore implements BlobStore {
     return this.describe(key, this.objectPath(key));
   }
 
+  async localPath(key: string): Promise<string | undefined> {
+    assertValidKey(key);
+    const file = this.objectPath(key);
+    // lstat: a symlink planted in the objects folder is not an object (as in `get`, O_NOFOLLOW).
+    return (await lstatFile(file)) ? file : undefined;
+  }
+
   async delete(key: string): Promise<void> {
     assertValidKey(key);
     const file = this.objectPath(key);

@@ -51,3 +51,23 @@ export function stepOutputKey(assetId: string, version: number, step: string, na
 export function derivedPrefix(assetId: string): string {
   return `derived/${assetId}/`;
 }
+
+/**
+ * Where an on-demand transform's result is cached: one folder per asset and version, one object per
+ * output, named by the sha256 of the canonical options (which include the output format, so an
+ * `f=auto` answer and the explicit format it negotiated share one object). A new version has its
+ * own folder, and deleting an asset's cache is one prefix.
+ */
+export function imageCacheKey(
+  assetId: string,
+  version: number,
+  optionsDigest: string,
+  extension: string,
+): string {
+  return `${imageCachePrefix(assetId)}v${version}/${optionsDigest}.${extension}`;
+}
+
+/** Every cached transform of an asset, all versions. */
+export function imageCachePrefix(assetId: string): string {
+  return `cache/img/${assetId}/`;
+}

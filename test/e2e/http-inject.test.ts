@@ -84,12 +84,67 @@ describe('HTTP API in process', () => {
     const asset = (await inject(`/v1/assets/${ready.id}`)).json();
     expect(asset).toMatchObject({ status: 'ready', width: 300, height: 200, format: 'jpeg' });
     expect(asset.blurhash).toHaveLength(28);
-    expect(asset.renditions).toEqual([
-      expect.objectContaining({ name: 'thumbnail', contentType: 'image/webp', width: 300, height: 200 }),
-    ]);
-    const thumb = await inject(asset.renditions[0].url);
-    expect(thumb.statusCode).toBe(200);
-    expect(thumb.headers['content-type']).toBe('image/webp');
+    // The default presets (thumb=320:webp;preview=1280:webp+avif); a 300x200 image is never enlarged.
+    expect(asset.renditions).toHaveLength(3);
+    expect(asset.renditions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'thumb.webp', contentType: 'image/webp', width: 300, height: 200 }),
+        expect.objectContaining({ name: 'preview.webp', contentType: 'image/webp', width: 300, height: 200 }),
+        expect.objectContaining({ name: 'preview.avif', contentType: 'image/avif', width: 300, height: 200 }),
+      ]),
+    );
+    for (const rendition of asset.renditions as { name: string; url: string; contentType: string }[]) {
+      const res = await inject(rendition.url);
+      expect(res.statusCode, rendition.name).toBe(200);
+      expect(res.headers['content-type'], rendition.name).toBe(rendition.contentType);
+    }
+  });
+
+  it('puts image facts, variants with signed /img URLs and a srcset on the record', async () => {
+    await container.projects.create({ id: 'hidden', visibility: 'private' });
+    const ready = await uploadReady(await makeJpeg({ width: 640, height: 480, seed: 7 }));
+    const asset = (await inject(`/v1/assets/${ready.id}`)).json();
+    expect(asset).toMatchObject({
+      hasAlpha: false,
+      animated: false,
+      frames: 1,
+      colorSpace: 'srgb',
+      exif: null,
+    });
+    expect(asset.dominantColor).toMatch(/^#[0-9a-f]{6}$/);
+    expect(asset.perceptualHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(typeof asset.thumbhash).toBe('string');
+    expect(asset.lqip).toMatch(/^data:image\/webp;base64,/);
+
+    const variants = asset.variants as { name: string; width: number; src: string; contentType: string }[];
+    expect(variants.map((v) => v.name).sort()).toEqual(['preview.avif', 'preview.webp', 'thumb.webp']);
+    for (const variant of variants) {
+      expect(variant.src, variant.name).toContain(`/img/${asset.id}?`);
+      expect(variant.src, variant.name).not.toContain('exp=');
+      // The /img URL needs no API key: the signature is the authorisation.
+      const res = await app.inject(variant.src);
+      expect(res.statusCode, variant.name).toBe(200);
+      expect(res.headers['content-type'], variant.name).toBe(variant.contentType);
+    }
+    const thumb = variants.find((v) => v.name === 'thumb.webp');
+    const preview = variants.find((v) => v.name === 'preview.webp');
+    expect(asset.srcset).toBe(`${thumb?.src} 320w, ${preview?.src} 640w`);
+    const listed = (await inject('/v1/assets?limit=100'))
+      .json()
+      .items.find((a: { id: string }) => a.id === ready.id);
+    expect(listed.srcset).toBe(asset.srcset);
+
+    // A private project's URLs expire (at the end of the next UTC day).
+    const hidden = await uploadReady(await makeJpeg({ width: 64, height: 64, seed: 8 }), {
+      projectId: 'hidden',
+    });
+    const record = (await inject(`/v1/assets/${hidden.id}`)).json();
+    const src = new URL(record.variants[0].src, 'http://x');
+    const exp = Number(src.searchParams.get('exp'));
+    expect(exp % 86400).toBe(0);
+    expect(exp - Date.now() / 1000).toBeGreaterThan(86400);
+    expect(exp - Date.now() / 1000).toBeLessThanOrEqual(2 * 86400);
+    expect((await app.inject(record.variants[0].src)).statusCode).toBe(200);
   });
 
   it('serves the original with ETag, 304, Range and HEAD', async () => {
@@ -237,7 +292,7 @@ describe('HTTP API in process', () => {
     );
     expect(body).toMatch(/assetpipe_queue_jobs\{kind="pipeline.run",status="completed"\} [1-9]/);
     expect(body).toMatch(
-      /assetpipe_pipeline_step_duration_seconds_count\{kind="image",step="thumbnail",status="succeeded"\} [1-9]/,
+      /assetpipe_pipeline_step_duration_seconds_count\{kind="image",step="variants",status="succeeded"\} [1-9]/,
     );
   });
 

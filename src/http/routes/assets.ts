@@ -7,6 +7,7 @@ import { AppError } from '../../errors.js';
 import type { ReceivedUpload } from '../../services/asset-service.js';
 import { validateProjectId } from '../../services/project-service.js';
 import { principalOf } from '../auth.js';
+import { imageLinker } from '../image-links.js';
 import { assetResource, runResource, versionResource } from '../resources.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -176,6 +177,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
     },
     async (request) => {
       const { projectId, type, status, mediaId, q, deleted, limit, cursor } = request.query;
+      const links = imageLinker(options.container);
       const page = await assets.list(principalOf(request), {
         projectId: projectId === undefined ? undefined : validateProjectId(projectId),
         type,
@@ -187,7 +189,9 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
         beforeId: cursor === undefined ? undefined : decodeCursor(cursor),
       });
       return {
-        items: page.items.map((asset) => assetResource(asset)),
+        items: await Promise.all(
+          page.items.map(async (asset) => assetResource(asset, [], await links(asset))),
+        ),
         nextCursor: page.nextBeforeId ? encodeCursor(page.nextBeforeId) : null,
       };
     },
@@ -205,7 +209,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
     },
     async (request) => {
       const { asset, renditions } = await assets.get(principalOf(request), request.params.id);
-      return assetResource(asset, renditions);
+      return assetResource(asset, renditions, await imageLinker(options.container)(asset));
     },
   );
 
