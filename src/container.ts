@@ -101,6 +101,11 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     limits: { maxInputPixels: config.maxInputPixels },
     scratchDir: runner.scratchRoot,
   });
+  assets.onChange(async (assetId) => {
+    images.forgetLookups(assetId);
+    // Results still being stored land before a purge lists what to delete.
+    await images.flush();
+  });
   const imageUrls = new ImageUrls({
     catalog,
     signingKeys,

@@ -7,6 +7,8 @@ import type { BlobInfo, ByteRange } from '../storage/blob-store.js';
 export interface BlobResponse {
   info: BlobInfo;
   open: (range?: ByteRange) => Promise<Readable>;
+  /** The whole object in memory, when the caller has it: sent as is instead of opening a stream. */
+  bytes?: Buffer | undefined;
   contentType: string;
   cacheControl: string;
   /** Sets `Content-Disposition: attachment` with this name when given. */
@@ -50,9 +52,11 @@ export async function sendBlob(
     reply.header('content-range', `bytes ${decision.start}-${decision.end}/${blob.info.size}`);
     reply.header('content-length', String(decision.end - decision.start + 1));
     if (request.method === 'HEAD') return reply.send();
+    if (blob.bytes) return reply.send(blob.bytes.subarray(decision.start, decision.end + 1));
     return reply.send(await blob.open({ start: decision.start, end: decision.end }));
   }
   reply.header('content-length', String(blob.info.size));
   if (request.method === 'HEAD') return reply.send();
+  if (blob.bytes) return reply.send(blob.bytes);
   return reply.send(await blob.open());
 }

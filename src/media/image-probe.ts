@@ -15,6 +15,7 @@ import {
 } from './image-header.js';
 import { iccDescription } from './image-icc.js';
 import { sharp } from './image-sharp.js';
+import { svgRefusal } from './svg-guard.js';
 
 export interface ImageLimits {
   /** Largest accepted width x height x frames (frames of animations summed; first page of documents). */
@@ -65,7 +66,10 @@ export async function readSvgDocument(path: string): Promise<Buffer> {
       `The SVG document is ${(size / 1024 / 1024).toFixed(1)} MiB, larger than the ${MAX_SVG_BYTES / 1024 / 1024} MiB this server rasterises.`,
     );
   }
-  return readFile(path);
+  const document = await readFile(path);
+  const refusal = svgRefusal(document.toString('utf8'));
+  if (refusal) throw new AppError('MEDIA_INVALID', refusal);
+  return document;
 }
 
 /**

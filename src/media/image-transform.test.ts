@@ -75,6 +75,41 @@ describe('planTransform', () => {
     expect(plan('w=100&anim=1', 'webp').animated).toBe(false);
   });
 
+  it.each([
+    // One side given: the other follows the aspect ratio, here 100 times longer.
+    ['w=8192&fit=outside', { width: 100, height: 10_000 }],
+    ['w=1000&fit=cover', { width: 100, height: 10_000 }],
+    ['h=1000&fit=fill', { width: 10_000, height: 100 }],
+    ['w=100&h=100&fit=outside', { width: 10_000, height: 100 }],
+    // No w or h: the source's own size.
+    ['f=png', { width: 10_000, height: 100 }],
+  ])('refuses %s on a %o source whose output would pass the maximum side', (query, source) => {
+    expect(() => plan(query, 'png', { ...PHOTO, ...source })).toThrow(
+      expect.objectContaining({
+        code: 'TRANSFORM_INVALID',
+        message: expect.stringMatching(/over the output limit/),
+      }),
+    );
+  });
+
+  it('bounds the output by the given limits, and a kept animation by one maximal still', () => {
+    const limits = { maxWidth: 1000, maxHeight: 1000 };
+    const banner = { ...PHOTO, width: 100, height: 10_000 };
+    expect(
+      planTransform(parseTransformQuery(new URLSearchParams('h=1000')), banner, 'png', limits).output,
+    ).toEqual({
+      width: 10,
+      height: 1000,
+    });
+    expect(() =>
+      planTransform(parseTransformQuery(new URLSearchParams('w=20&fit=cover')), banner, 'png', limits),
+    ).toThrow(/2000 pixels/);
+    const gif = { ...PHOTO, width: 10, height: 10, pages: 200, format: 'gif' };
+    const query = parseTransformQuery(new URLSearchParams('w=100&h=100&fit=fill&anim=1'));
+    expect(() => planTransform(query, gif, 'webp', limits)).toThrow(/x 200 frames/);
+    expect(planTransform(query, gif, 'png', limits).animated).toBe(false);
+  });
+
   it('carries blur and quality to the steps', () => {
     expect(plan('blur=2.5&q=40', 'avif')).toMatchObject({
       blur: 2.5,

@@ -1,8 +1,10 @@
 import type { Region, Sharp } from 'sharp';
 import {
+  DEFAULT_TRANSFORM_LIMITS,
   type OutputFormat,
   outputSize,
   type Position,
+  type TransformLimits,
   type TransformOptions,
 } from '../domain/transform-options.js';
 import { AppError } from '../errors.js';
@@ -66,15 +68,23 @@ export interface TransformPlan {
  * the window centred on the point, clamped to the image. Every other case (one side, fill, inside,
  * outside) keeps or deliberately changes the aspect ratio to the size `outputSize` computed, so it
  * is a plain resize to that size — which is also what keeps `inside` from enlarging.
+ *
+ * Output limits: the parser only bounds `w` and `h`; the side they leave to the aspect ratio (one
+ * side given with cover/fill/outside, or `fit=outside`) or the source's own size (no `w`/`h`) is
+ * bounded here, once the source is known, so `w=8192&fit=outside` on a 100 x 10000 banner is a 400
+ * instead of an 8192 x 819200 encode. An animation kept whole may not exceed one maximal still.
+ * Throws TRANSFORM_INVALID.
  */
 export function planTransform(
   options: TransformOptions,
   probe: Pick<ImageProbe, 'width' | 'height' | 'pages' | 'hasAlpha' | 'format'>,
   format: OutputFormat,
+  limits: Pick<TransformLimits, 'maxWidth' | 'maxHeight'> = DEFAULT_TRANSFORM_LIMITS,
 ): TransformPlan {
   const source = { width: probe.width, height: probe.height };
   const output = outputSize(options, source);
   const animated = options.animated && format === 'webp' && probe.pages > 1;
+  checkOutputSize(output, animated ? probe.pages : 1, source, limits);
   const bg = options.background === null ? null : parseHex(options.background);
   const opaqueOutput = format === 'jpeg';
 
@@ -234,6 +244,25 @@ function sharpPosition(fit: 'cover' | 'contain', position: Position): string {
 function parseHex(hex: string): Rgba {
   const byte = (at: number) => Number.parseInt(hex.slice(at, at + 2), 16);
   return { r: byte(0), g: byte(2), b: byte(4), alpha: hex.length === 8 ? byte(6) / 255 : 1 };
+}
+
+function checkOutputSize(
+  output: { width: number; height: number },
+  frames: number,
+  source: { width: number; height: number },
+  limits: Pick<TransformLimits, 'maxWidth' | 'maxHeight'>,
+): void {
+  const { width, height } = output;
+  const fits =
+    width <= limits.maxWidth &&
+    height <= limits.maxHeight &&
+    width * height * frames <= limits.maxWidth * limits.maxHeight;
+  if (fits) return;
+  const size = `${width} x ${height} pixels${frames > 1 ? ` x ${frames} frames` : ''}`;
+  throw new AppError(
+    'TRANSFORM_INVALID',
+    `The result would be ${size} for this ${source.width} x ${source.height} image, over the output limit of ${limits.maxWidth} x ${limits.maxHeight} (ASSETPIPE_IMG_MAX_SIDE); give a smaller w or h, or use fit=inside.`,
+  );
 }
 
 function clamp(value: number, min: number, max: number): number {

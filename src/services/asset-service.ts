@@ -124,6 +124,7 @@ export function normaliseTags(tags: unknown): string[] {
 /** Uploads, versions, lookups and the original bytes: everything the HTTP routes and the CLI share. */
 export class AssetService {
   private readonly now: () => Date;
+  private readonly changeListeners: ((assetId: string) => void | Promise<void>)[] = [];
 
   constructor(private readonly options: AssetServiceOptions) {
     this.now = options.now ?? (() => new Date());
@@ -131,6 +132,18 @@ export class AssetService {
 
   private iso(): string {
     return this.now().toISOString();
+  }
+
+  /**
+   * Calls `listener` after an asset was deleted, restored, purged or given another current version
+   * through this process, so in-process caches (the /img lookups) can forget it at once.
+   */
+  onChange(listener: (assetId: string) => void | Promise<void>): void {
+    this.changeListeners.push(listener);
+  }
+
+  private async changed(assetId: string): Promise<void> {
+    await Promise.all(this.changeListeners.map((listener) => listener(assetId)));
   }
 
   /**
@@ -268,6 +281,7 @@ export class AssetService {
         runId,
       ));
       outcome = 'version';
+      await this.changed(existing.id);
     } else {
       ({ asset } = await catalog.createAssetWithRun(
         {
@@ -385,7 +399,9 @@ export class AssetService {
   /** Makes an earlier version current again (its outputs were kept). */
   async setCurrentVersion(principal: Principal | null, id: string, version: number): Promise<Asset> {
     await this.visible(principal, id);
-    return this.options.catalog.setCurrentVersion(id, version, this.iso());
+    const asset = await this.options.catalog.setCurrentVersion(id, version, this.iso());
+    await this.changed(id);
+    return asset;
   }
 
   /** Runs the pipeline again on the current version. */
@@ -430,6 +446,7 @@ export class AssetService {
       return { purgeAfter: null };
     }
     await this.options.catalog.softDeleteAsset(id, this.iso());
+    await this.changed(id);
     return { purgeAfter: new Date(this.now().getTime() + this.options.deleteGraceSec * 1000).toISOString() };
   }
 
@@ -443,6 +460,7 @@ export class AssetService {
       );
     }
     await this.options.catalog.restoreAsset(id, this.iso());
+    await this.changed(id);
     return this.visible(principal, id);
   }
 
@@ -452,6 +470,7 @@ export class AssetService {
    */
   async purge(id: string): Promise<void> {
     const { keys } = await this.options.catalog.purgeAsset(id);
+    await this.changed(id);
     for (const key of keys) await this.options.blobs.delete(key);
     for (const prefix of [derivedPrefix(id), imageCachePrefix(id)]) {
       const found: string[] = [];

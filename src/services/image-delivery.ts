@@ -1,13 +1,15 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ImgConfig } from '../config.js';
-import type { AssetVersion } from '../domain/asset.js';
+import type { Asset, AssetVersion } from '../domain/asset.js';
 import { type ImagePreset, variantName } from '../domain/image-presets.js';
 import { type SignatureVerdict, type SigningKey, verifySignedUrl } from '../domain/signing.js';
 import type { OutputFormat, TransformLimits, TransformOptions } from '../domain/transform-options.js';
 import { AppError } from '../errors.js';
 import type { BlobResponse } from '../http/send-blob.js';
 import { BoundedQueue, QueueFullError } from '../lib/bounded-queue.js';
+import { MemoryCache } from '../lib/memory-cache.js';
 import { SingleFlight } from '../lib/single-flight.js';
 import { type ImageLimits, type ImageProbe, probeImage } from '../media/image.js';
 import {
@@ -18,8 +20,10 @@ import {
 } from '../media/image-transform.js';
 import type { Metrics } from '../metrics.js';
 import type { BlobInfo, BlobStore } from '../storage/blob-store.js';
+import { imageCachePrefix } from '../storage/keys.js';
 import { ImageCache, transformCacheKey } from './image-cache.js';
 import {
+  cacheControlFor,
   checkAllowLists,
   chooseFormat,
   type ImgUrl,
@@ -29,12 +33,37 @@ import {
 } from './image-request.js';
 import { findImageVersion, type ImageCatalog, withLocalFile } from './image-source.js';
 
+interface Located {
+  asset: Asset;
+  version: AssetVersion;
+  visibility: string | undefined;
+}
+
+interface Stored {
+  info: BlobInfo;
+  /** The bytes, when small enough to be kept in memory. */
+  bytes?: Buffer | undefined;
+}
+
 /** Results are content-addressed by (asset, version, options): they never change. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** How long a client refused by a full transform queue should wait. */
 const RETRY_AFTER_SEC = 2;
 /** Probes of originals (immutable keys) kept in memory, so negotiation on a hit needs no decode. */
 const PROBE_MEMO_SIZE = 1000;
+/**
+ * Hot results kept in memory, so a popular image is answered without touching the disk: the
+ * difference between ~900 and many thousands of requests per second per process. Small results
+ * only (thumbnails and page-sized images); larger ones stream from the blob store.
+ */
+const HOT_BYTES = 64 * 1024 * 1024;
+const HOT_ITEM_BYTES = 512 * 1024;
+/**
+ * Which version an /img URL shows (and its project's visibility) is remembered this long. The cost:
+ * a deleted asset, or a new current version for URLs without `v`, is noticed by this process up to
+ * this much later (CDNs in front keep what they hold for a year anyway: URLs carry `v`).
+ */
+const LOOKUP_TTL_MS = 5000;
 
 export interface ImageDeliveryOptions {
   catalog: ImageCatalog;
@@ -103,7 +132,14 @@ const SIGNATURE_PROBLEMS: Record<Exclude<SignatureVerdict, { ok: true }>['reason
  */
 export class ImageDelivery {
   readonly cache: ImageCache;
-  private readonly flights = new SingleFlight<{ info: BlobInfo; transformed: boolean }>();
+  private readonly flights = new SingleFlight<Stored & { transformed: boolean }>();
+  private readonly hot = new MemoryCache<Stored & { bytes: Buffer }>({
+    maxEntries: 100_000,
+    maxWeight: HOT_BYTES,
+    weigh: (stored) => stored.bytes.length,
+  });
+  private readonly pendingPuts = new Set<Promise<void>>();
+  private readonly lookups = new MemoryCache<Promise<Located>>({ maxEntries: 10_000, ttlMs: LOOKUP_TTL_MS });
   private readonly queue: BoundedQueue;
   private readonly probes = new Map<string, ImageProbe>();
   private readonly now: () => number;
@@ -127,18 +163,25 @@ export class ImageDelivery {
   }
 
   async deliver(request: ImageRequest): Promise<DeliveredImage> {
-    const { catalog, img, presets } = this.options;
+    const delivered = await this.answer(request);
+    // A URL with `exp` must not be served from a browser's or CDN's cache after it expires.
+    const cacheControl = cacheControlFor(request.rawQuery, this.now());
+    if (cacheControl === delivered.blob.cacheControl) return delivered;
+    return { ...delivered, blob: { ...delivered.blob, cacheControl } };
+  }
+
+  private async answer(request: ImageRequest): Promise<DeliveredImage> {
+    const { img, presets } = this.options;
     const url = parseImgUrl(request.path, request.rawQuery);
     // Syntax and output limits first: a malformed request is a 400 whoever signed it.
     const { options, preset } = transformOptionsOf(url, presets, this.outputLimits);
     this.checkSignature(url, request);
-    const { asset, version } = await findImageVersion(catalog, url.target, url.version);
+    const { asset, version, visibility } = await this.locate(url);
     if (!url.signed) {
-      const project = await catalog.getProject(asset.projectId);
-      if (project?.visibility === 'private') {
+      if (visibility === 'private') {
         throw new AppError(
           'SIGNATURE_INVALID',
-          `Images of private project ${project.id} are only served on signed URLs. ${SIGNATURE_PROBLEMS.missing}`,
+          `Images of private project ${asset.projectId} are only served on signed URLs. ${SIGNATURE_PROBLEMS.missing}`,
         );
       }
       checkAllowLists(url, {
@@ -163,13 +206,13 @@ export class ImageDelivery {
     }
 
     const key = transformCacheKey(asset.id, version.version, options, format);
-    const cached = await this.cache.head(key);
+    const cached = this.hot.get(key) ?? (await this.readStored(key));
     if (cached) {
       this.options.metrics.countImgRequest('hit');
       return { blob: this.blobResponse(key, cached, format), vary, outcome: 'hit' };
     }
     const flight = this.flights.run(key, () => this.produce(key, version, options, format));
-    let result: { info: BlobInfo; transformed: boolean };
+    let result: Stored & { transformed: boolean };
     try {
       result = await flight.result;
     } catch (err) {
@@ -178,11 +221,51 @@ export class ImageDelivery {
     }
     const outcome = flight.shared ? 'merged' : result.transformed ? 'miss' : 'hit';
     this.options.metrics.countImgRequest(outcome);
-    return { blob: this.blobResponse(key, result.info, format), vary, outcome };
+    return { blob: this.blobResponse(key, result, format), vary, outcome };
+  }
+
+  /** Forgets what this process remembers about where an asset's URLs lead (it changed). */
+  forgetLookups(assetId: string): void {
+    this.lookups.deletePrefix(`a:${assetId}@`);
+    this.lookups.deletePrefix('o:'); // keyed by original key: rare, so drop them all
+    this.hot.deletePrefix(imageCachePrefix(assetId));
+    this.hot.deletePrefix(`rendition:${assetId}/`);
+  }
+
+  /** The asset and version a URL shows, and its project's visibility (remembered briefly). */
+  private locate(url: ImgUrl): Promise<Located> {
+    const id = url.target.kind === 'asset' ? `a:${url.target.assetId}` : `o:${url.target.key}`;
+    const memoKey = `${id}@${url.version ?? ''}`;
+    const known = this.lookups.get(memoKey);
+    if (known) return known;
+    const { catalog } = this.options;
+    const lookup = (async () => {
+      const found = await findImageVersion(catalog, url.target, url.version);
+      const project = await catalog.getProject(found.asset.projectId);
+      return { ...found, visibility: project?.visibility };
+    })();
+    this.lookups.set(memoKey, lookup);
+    // Failures (404s, a database hiccup) are not remembered.
+    lookup.catch(() => this.lookups.delete(memoKey));
+    return lookup;
+  }
+
+  /** A stored object's metadata, with its bytes kept in memory when it is small. */
+  private async readStored(key: string): Promise<Stored | undefined> {
+    const info = await this.cache.head(key);
+    if (!info || info.size > HOT_ITEM_BYTES) return info ? { info } : undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.options.blobs.get(key)) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length !== info.size) return { info }; // replaced while reading: stream it instead
+    this.hot.set(key, { info, bytes });
+    return { info, bytes };
   }
 
   /** Deletes the asset's cached transforms (all versions). The purge of an asset should call it. */
-  forgetAsset(assetId: string): Promise<number> {
+  async forgetAsset(assetId: string): Promise<number> {
+    await this.flush();
+    this.hot.deletePrefix(imageCachePrefix(assetId));
     return this.cache.forgetAsset(assetId);
   }
 
@@ -200,13 +283,14 @@ export class ImageDelivery {
     version: AssetVersion,
     options: TransformOptions,
     format: OutputFormat,
-  ): Promise<{ info: BlobInfo; transformed: boolean }> {
-    // A flight that finished between our cache check and this one may have stored it already.
-    const stored = await this.cache.head(key);
-    if (stored) return { info: stored, transformed: false };
+  ): Promise<Stored & { transformed: boolean }> {
+    // A flight that finished between our cache check and this one may have made it already (its
+    // result is hot at once, and in the store once its background write is done).
+    const stored = this.hot.get(key) ?? (await this.readStored(key));
+    if (stored) return { ...stored, transformed: false };
     try {
       return await this.queue.run(async () => ({
-        info: await this.transform(key, version, options, format),
+        ...(await this.transform(key, version, options, format)),
         transformed: true,
       }));
     } catch (err) {
@@ -220,11 +304,11 @@ export class ImageDelivery {
     version: AssetVersion,
     options: TransformOptions,
     format: OutputFormat,
-  ): Promise<BlobInfo> {
+  ): Promise<Stored> {
     const { blobs, limits, img, metrics, scratchDir, logger } = this.options;
     const output = await withLocalFile(blobs, version.originalKey, scratchDir, async (path) => {
       const probe = await this.probe(version.originalKey, path);
-      const plan = planTransform(options, probe, format);
+      const plan = planTransform(options, probe, format, this.outputLimits);
       const started = performance.now();
       try {
         const result = await transformImage({ path, probe, plan, limits, timeoutMs: img.timeoutMs });
@@ -241,7 +325,34 @@ export class ImageDelivery {
         throw err;
       }
     });
-    return this.cache.put(key, output.data, output.contentType);
+    if (output.data.length > HOT_ITEM_BYTES) {
+      return { info: await this.cache.put(key, output.data, output.contentType) };
+    }
+    // A small result is answered (and kept hot) at once while it is stored in the background: the
+    // store's fsyncs then cost no transform slot and no client any time. Its ETag is the quoted
+    // sha256 of the bytes, as the filesystem store reports it for later hits.
+    const info: BlobInfo = {
+      key,
+      size: output.data.length,
+      etag: `"${createHash('sha256').update(output.data).digest('hex')}"`,
+      contentType: output.contentType,
+      lastModified: new Date(),
+    };
+    this.hot.set(key, { info, bytes: output.data });
+    const put = this.cache
+      .put(key, output.data, output.contentType)
+      .then(
+        () => undefined,
+        (err: unknown) => logger.warn({ err, key }, 'storing an image transform in the cache failed'),
+      )
+      .finally(() => this.pendingPuts.delete(put));
+    this.pendingPuts.add(put);
+    return { info, bytes: output.data };
+  }
+
+  /** Waits until every result answered so far is in the blob store (tests, shutdown). */
+  async flush(): Promise<void> {
+    while (this.pendingPuts.size > 0) await Promise.all([...this.pendingPuts]);
   }
 
   /** Header facts of an original; its key never changes content, so the probe is remembered. */
@@ -274,15 +385,22 @@ export class ImageDelivery {
     name: string,
     format: OutputFormat,
   ): Promise<BlobResponse | undefined> {
+    const hotKey = `rendition:${version.assetId}/v${version.version}/${name}`;
+    const hot = this.hot.get(hotKey);
+    if (hot) return this.blobResponse(hotKey, hot, format);
     const renditions = await this.options.catalog.listRenditions(version.assetId, version.version);
     const rendition = renditions.find((r) => r.name === name);
-    const info = rendition ? await this.options.blobs.head(rendition.key) : undefined;
-    return rendition && info ? this.blobResponse(rendition.key, info, format) : undefined;
+    const stored = rendition ? await this.readStored(rendition.key) : undefined;
+    if (!rendition || !stored) return undefined;
+    if (stored.bytes) this.hot.set(hotKey, { info: stored.info, bytes: stored.bytes });
+    return this.blobResponse(rendition.key, stored, format);
   }
 
-  private blobResponse(key: string, info: BlobInfo, format: OutputFormat): BlobResponse {
+  private blobResponse(key: string, stored: Stored, format: OutputFormat): BlobResponse {
+    const { info, bytes } = stored;
     return {
       info,
+      bytes,
       open: (range) => this.options.blobs.get(key, range),
       contentType: CONTENT_TYPES[format],
       cacheControl: IMMUTABLE,

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { ImagePreset } from '../domain/image-presets.js';
-import { chooseFormat, parseImgUrl, presetOptions } from './image-request.js';
+import {
+  cacheControlFor,
+  checkAllowLists,
+  chooseFormat,
+  parseImgUrl,
+  presetOptions,
+} from './image-request.js';
 
 const PRESETS: ImagePreset[] = [
   { name: 'thumb', maxSide: 320, formats: ['webp'], quality: null },
@@ -88,5 +94,43 @@ describe('chooseFormat', () => {
       format: 'webp',
       vary: false,
     });
+  });
+});
+
+describe('cacheControlFor', () => {
+  const NOW = 1_700_000_000;
+  it.each([
+    ['w=100&f=webp', 'public, max-age=31536000, immutable'],
+    ['', 'public, max-age=31536000, immutable'],
+    // A signed URL with exp: no cache may keep the answer past exp.
+    [`w=100&exp=${NOW + 3600}&kid=k&sig=s`, 'public, max-age=3600, immutable'],
+    [`exp=${NOW + 2 * 31_536_000}`, 'public, max-age=31536000, immutable'],
+    [`exp=${NOW - 5}`, 'public, max-age=0, immutable'],
+  ])('%j -> %s', (query, expected) => {
+    expect(cacheControlFor(query, NOW)).toBe(expected);
+  });
+});
+
+describe('checkAllowLists (unsigned URLs)', () => {
+  const limits = { maxWidth: 4096, maxHeight: 4096, allowedWidths: [320, 640], allowedQualities: [80] };
+  const check = (query: string) => () => checkAllowLists(parseImgUrl('/img/ast_1', query), limits);
+
+  it.each(['w=320', 'w=640&h=320&q=80', 'w=320&dpr=2&f=webp&fit=cover&pos=attention', 'preset=thumb'])(
+    'accepts %s',
+    (query) => {
+      expect(check(query)).not.toThrow();
+    },
+  );
+
+  it.each([
+    ['w=321', /w="321"/],
+    ['h=100', /h="100"/],
+    ['q=81', /q="81"/],
+    ['w=320&blur=5', /blur is only accepted on signed URLs/],
+    ['w=320&bg=ff0000', /bg is only accepted on signed URLs/],
+    ['w=320&pos=fp:0.5,0.5', /pos with a focus point is only accepted/],
+    ['w=320&dpr=1.5', /dpr other than 1, 2, 3 or 4/],
+  ])('refuses %s', (query, message) => {
+    expect(check(query)).toThrow(message);
   });
 });

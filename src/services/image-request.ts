@@ -159,12 +159,26 @@ export function transformOptionsOf(
   return { options: parseTransformQuery(url.params, limits), preset: null };
 }
 
-/** Unsigned URLs may only use the allow-listed widths and qualities (no cache-busting by URL). */
+/**
+ * Unsigned URLs may only use the allow-listed sizes and qualities, whole-number `dpr`, and none of
+ * the parameters with thousands of values (`blur`, `bg`, a focus point): every distinct URL is a
+ * transform and a cached object, so an open parameter space lets anyone fill the cache and the CPU.
+ */
 export function checkAllowLists(
   url: ImgUrl,
   limits: TransformLimits & Required<Pick<TransformLimits, 'allowedWidths' | 'allowedQualities'>>,
 ): void {
-  if (url.preset === null) parseTransformQuery(url.params, limits);
+  if (url.preset !== null) return;
+  const options = parseTransformQuery(url.params, limits);
+  const signedOnly = (name: string, what: string) =>
+    new AppError(
+      'TRANSFORM_INVALID',
+      `${[name, what].filter(Boolean).join(' ')} is only accepted on signed URLs (ASSETPIPE_IMG_SIGNATURE=off limits unsigned ones); sign the URL with POST /v1/img/sign or assetpipe sign-url.`,
+    );
+  if (options.blur !== null) throw signedOnly('blur', '');
+  if (options.background !== null) throw signedOnly('bg', '');
+  if (options.position.kind === 'focus') throw signedOnly('pos', 'with a focus point');
+  if (!Number.isInteger(options.dpr)) throw signedOnly('dpr', 'other than 1, 2, 3 or 4');
 }
 
 /**
@@ -187,6 +201,21 @@ export function chooseFormat(
   return { format: served ?? negotiated.format, vary: true };
 }
 
+/** How long any cache may keep an /img answer when nothing shortens it: a year. */
+export const IMMUTABLE_MAX_AGE_SEC = 31_536_000;
+
+/**
+ * `Cache-Control` of an /img answer. Answers never change (they name a version), so a year and
+ * `immutable`; but an answer to a URL with `exp` (verified by then, or harmlessly unsigned) may
+ * not outlive it in a browser or CDN cache, or a private project's expiring URL would keep being
+ * served from a cache long after it stopped working at the origin.
+ */
+export function cacheControlFor(rawQuery: string, now: number): string {
+  const exp = rawQuery.includes('exp') ? new URLSearchParams(rawQuery).get('exp') : null;
+  const until = exp !== null && /^[0-9]{1,15}$/.test(exp) ? Number(exp) - now : IMMUTABLE_MAX_AGE_SEC;
+  const maxAge = Math.max(0, Math.min(IMMUTABLE_MAX_AGE_SEC, Math.floor(until)));
+  return `public, max-age=${maxAge}, immutable`;
+}
 
 /** Whether a format can only be produced by the source-dependent negotiation (null or auto). */
 export function needsSourceFacts(options: Pick<TransformOptions, 'format'>): boolean {

@@ -24,6 +24,9 @@ export interface SignedImageUrl {
   expiresAt: string | null;
 }
 
+/** How long a signed URL of a private project's image lives when the caller gives no expiry. */
+export const PRIVATE_DEFAULT_EXPIRY_SEC = 86400;
+
 /** Longest validity a signed /img URL may be given: one year, as long as caches keep the result. */
 export const MAX_EXPIRES_IN_SEC = 365 * 86400;
 
@@ -87,7 +90,11 @@ export class ImageUrls {
     }
     const params = new URLSearchParams(rawQuery);
     if (url.target.kind === 'asset' && url.version === null) params.set('v', String(version.version));
-    return this.signed(`${path}?${params}`, options.expiresInSec, options.baseUrl);
+    // Private projects are delivered only through expiring URLs: a day unless the caller says.
+    const project = await this.options.catalog.getProject(asset.projectId);
+    const expiresInSec =
+      options.expiresInSec ?? (project?.visibility === 'private' ? PRIVATE_DEFAULT_EXPIRY_SEC : undefined);
+    return this.signed(`${path}?${params}`, expiresInSec, options.baseUrl);
   }
 
   private signed(

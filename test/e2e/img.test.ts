@@ -212,7 +212,9 @@ describe('/img with signatures required (the default)', () => {
     expect(await metricValue(h, 'assetpipe_img_requests_total', { outcome: 'hit' })).toBe(hitsBefore + 1);
     const notModified = await get(url, { headers: { 'if-none-match': String(first.headers.etag) } });
     expect(notModified.statusCode).toBe(304);
-    // The explicit format the auto answer negotiated shares the cached object.
+    // The explicit format the auto answer negotiated shares the cached object (stored in the
+    // background once answered; flush waits for that) and its ETag is the stored object's.
+    await h.container.images.flush();
     const cached = await h.container.blobs.head(
       (await firstKeyUnder(h, `cache/img/${photo.id}/v1/`)) ?? 'missing',
     );
@@ -434,6 +436,7 @@ describe('/img with signatures required (the default)', () => {
     expect(await h.container.images.forgetAsset(asset.id)).toBe(0);
 
     await get(signed(`/img/${asset.id}?w=24&f=webp`));
+    await h.container.images.flush();
     expect(await firstKeyUnder(h, `cache/img/${asset.id}/`)).toBeDefined();
     const purged = await h.app.inject({
       method: 'DELETE',
@@ -560,7 +563,7 @@ describe('/img under load (a listening server)', () => {
         .toBuffer(),
     );
     // A heavy blur holds the only slot (it runs into the 1 s timeout).
-    const slow = fetch(`${base}${signUrl(`/img/${big.id}?blur=300&f=webp`, { keys })}`);
+    const slow = fetch(`${base}${signUrl(`/img/${big.id}?blur=100&f=webp`, { keys })}`);
     const deadline = Date.now() + 20_000;
     while (h.container.images.load.running === 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));

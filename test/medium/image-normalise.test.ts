@@ -310,7 +310,7 @@ describe('openImage: SVG', () => {
     });
     afterAll(async () => new Promise<void>((resolve) => server.close(() => resolve())));
 
-    it('renders without them: no file is read, no request is made, nothing hangs', async () => {
+    it('refuses them before librsvg sees the document; handed over as bytes they would render without them', async () => {
       // A red PNG next to the SVG and at an absolute path: if librsvg loaded either, red would show.
       const redPath = await file('red.png', redPng);
       const svg = `<?xml version="1.0"?>
@@ -323,7 +323,16 @@ describe('openImage: SVG', () => {
   <image x="80" y="0" width="20" height="20" href="${redPath}"/>
 </svg>`;
       const path = await file('refs.svg', Buffer.from(svg));
-      const img = await raw(await open(path));
+      // The guard: embedded or linked images are refused (librsvg would decode them without any
+      // pixel limit), with a reason a person can act on.
+      for (const attempt of [() => probeImage(path, LIMITS), () => open(path)]) {
+        const err = await attempt().catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'MEDIA_INVALID' });
+        expect((err as AppError).message).toMatch(/embeds or includes other content \(<image>\)/);
+      }
+      // The sandbox underneath: the same bytes given straight to librsvg, without a file name,
+      // resolve none of the references.
+      const img = await raw(sharp(Buffer.from(svg)));
       expect([img.width, img.height]).toEqual([100, 20]);
       for (let left = 0; left < 100; left += 20) {
         const [r, , b] = meanOf(img, { left, top: 0, width: 20, height: 20 }) as number[];
