@@ -132,6 +132,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     close() {
       closed ??= (async () => {
         await queue.close();
+        await images.flush(); // transform results still being written to the blob store
         await rm(runner.scratchRoot, { recursive: true, force: true }).catch(() => {});
         await blobs.close();
         await catalog.close();

@@ -12,7 +12,7 @@ import { originalKey } from '../../src/storage/keys.js';
 import { AUTH } from '../helpers/auth.js';
 import { testContainer } from '../helpers/container.js';
 import { multipart } from '../helpers/form.js';
-import { makeAnimation, makeJpeg, makePngBomb } from '../helpers/images.js';
+import { makeAnimation, makeJpeg, makeMultiPageTiff, makePngBomb } from '../helpers/images.js';
 import { silentWav } from '../helpers/wav.js';
 
 // /img end to end, in process (inject) except where concurrency matters (a listening server).
@@ -175,6 +175,39 @@ describe('/img with signatures required (the default)', () => {
     expect([meta.width, meta.pageHeight]).toEqual([20, 15]);
     const still = await get(signed(`/img/${gif.id}?w=20&f=png&anim=1`));
     expect((await sharp(still.rawPayload, { pages: -1 }).metadata()).pages ?? 1).toBe(1);
+  });
+
+  it('serves an SVG only as a raster, and the first page of a multi-page TIFF', async () => {
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="40"><rect width="40" height="40" fill="#ff0000"/><rect x="40" width="40" height="40" fill="#0000ff"/><script>alert(1)</script></svg>',
+    );
+    const vector = await uploadAsset(h, svg, { name: 'logo.svg', type: 'image/svg+xml' });
+    for (const query of ['', '?w=40', '?f=auto']) {
+      const res = await get(signed(`/img/${vector.id}${query}`), {
+        headers: { accept: 'image/svg+xml,*/*' },
+      });
+      expect(res.statusCode, `${query} ${res.body}`).toBe(200);
+      expect(res.headers['content-type'], query).toMatch(/^image\/(png|jpeg|webp|avif)$/);
+      expect(res.rawPayload.includes('<svg'), query).toBe(false);
+    }
+    const raster = await sharp((await get(signed(`/img/${vector.id}?f=png`))).rawPayload)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    expect([raster.info.width, raster.info.height]).toEqual([80, 40]);
+    const at = (x: number) => [...raster.data.subarray((20 * 80 + x) * raster.info.channels).subarray(0, 3)];
+    expect(at(10)).toEqual([255, 0, 0]);
+    expect(at(70)).toEqual([0, 0, 255]);
+
+    const tiff = await uploadAsset(h, await makeMultiPageTiff({ colours: ['#00ff00', '#ff0000'] }), {
+      name: 'pages.tiff',
+      type: 'image/tiff',
+    });
+    const page = await get(signed(`/img/${tiff.id}?f=png`));
+    expect(page.statusCode, page.body).toBe(200);
+    const { data, info } = await sharp(page.rawPayload).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([40, 30]);
+    // Green (page 1), not red (page 2); a unit of rounding from the colour conversion is fine.
+    expect([data[0]! < 5, data[1]! > 250, data[2]! < 5]).toEqual([true, true, true]);
   });
 
   it('negotiates f=auto from Accept and sends Vary: Accept, also on 304', async () => {
