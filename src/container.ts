@@ -101,6 +101,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     limits: { maxInputPixels: config.maxInputPixels },
     scratchDir: runner.scratchRoot,
   });
+  projects.onChange(() => images.forgetAllLookups());
   assets.onChange(async (assetId) => {
     images.forgetLookups(assetId);
     // Results still being stored land before a purge lists what to delete.

@@ -224,6 +224,11 @@ export class ImageDelivery {
     return { blob: this.blobResponse(key, result, format), vary, outcome };
   }
 
+  /** Forgets every remembered lookup (a project's visibility changed). */
+  forgetAllLookups(): void {
+    this.lookups.deletePrefix('');
+  }
+
   /** Forgets what this process remembers about where an asset's URLs lead (it changed). */
   forgetLookups(assetId: string): void {
     this.lookups.deletePrefix(`a:${assetId}@`);

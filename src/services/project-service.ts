@@ -58,7 +58,14 @@ function checkExposeGps(value: unknown): void {
 
 /** Projects, what a key may see of them, and their limits. */
 export class ProjectService {
+  private readonly changeListeners: ((projectId: string) => void)[] = [];
+
   constructor(private readonly options: { catalog: Catalog; maxUploadBytes: number; now?: () => Date }) {}
+
+  /** Calls `listener` after a project's settings changed through this process (cache invalidation). */
+  onChange(listener: (projectId: string) => void): void {
+    this.changeListeners.push(listener);
+  }
 
   private iso(): string {
     return (this.options.now?.() ?? new Date()).toISOString();
@@ -179,6 +186,7 @@ export class ProjectService {
     checkExposeGps(patch.exposeGps);
     await this.readable(principal, id);
     const updated = await this.options.catalog.updateProject(id, patch, this.iso());
+    for (const listener of this.changeListeners) listener(id);
     if (!updated) throw new AppError('PROJECT_NOT_FOUND', `No project ${JSON.stringify(id)}.`);
     return updated;
   }

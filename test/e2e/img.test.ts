@@ -443,6 +443,15 @@ describe('/img with signatures required (the default)', () => {
     expect(served.headers['content-type']).toBe('image/webp');
 
     expect((await sign(`/img/${b.id}?w=64`)).statusCode).toBe(404);
+    // Without expiresIn a public project's URL does not expire; a private project's lasts a day.
+    const forever = await sign(`/img/${a.id}?w=64&f=webp`);
+    expect(forever.json<{ expiresAt: string | null }>().expiresAt).toBeNull();
+    await h.container.catalog.updateProject('alpha', { visibility: 'private' }, new Date().toISOString());
+    const daily = await sign(`/img/${a.id}?w=64&f=webp`);
+    const dayLeft = Date.parse(daily.json<{ expiresAt: string }>().expiresAt) - Date.now();
+    expect(dayLeft).toBeGreaterThan(86_000_000);
+    expect(dayLeft).toBeLessThanOrEqual(86_400_000);
+    await h.container.catalog.updateProject('alpha', { visibility: 'public' }, new Date().toISOString());
     const bad = await sign(`/img/${a.id}?w=100000`);
     expect(bad.statusCode).toBe(400);
     expect(problemOf(bad).code).toBe('TRANSFORM_INVALID');
@@ -545,6 +554,17 @@ describe('/img with signatures off', () => {
     expect(refused.statusCode).toBe(403);
     expect(problemOf(refused).code).toBe('SIGNATURE_INVALID');
     expect((await h.app.inject(signUrl(`/img/${hidden.id}?w=64`, { keys }))).statusCode).toBe(200);
+
+    // Making a project private through the API takes effect at once, remembered lookups included.
+    expect((await h.app.inject(`/img/${photo.id}?w=64&q=80&f=webp`)).statusCode).toBe(200);
+    const patched = await h.app.inject({
+      method: 'PATCH',
+      url: '/v1/projects/default',
+      headers: AUTH,
+      payload: { visibility: 'private' },
+    });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect((await h.app.inject(`/img/${photo.id}?w=64&q=80&f=webp`)).statusCode).toBe(403);
   });
 });
 
