@@ -30,6 +30,7 @@ import { hashBands } from '../src/catalog/hash-bands.js';
 import { openPostgresCatalog } from '../src/catalog/postgres-catalog.js';
 import { openSqliteCatalog } from '../src/catalog/sqlite-catalog.js';
 import { hammingDistance } from '../src/domain/phash.js';
+import { flipBits, randomHash, rng } from '../test/helpers/hashes.js';
 
 const ROWS = Number(process.env.ASSETPIPE_BENCH_ROWS ?? 1_000_000);
 const QUERIES = 50;
@@ -40,27 +41,6 @@ const SCANS = 5;
 const PROJECT = 'bench';
 const PG_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const AT = '2024-01-01T00:00:00.000Z';
-
-/** xorshift32: the same seed plants the same copies. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return state >>> 0;
-  };
-}
-
-function randomHash(next: () => number): string {
-  return [next(), next()].map((n) => n.toString(16).padStart(8, '0')).join('');
-}
-
-function flip(hash: string, bits: Iterable<number>): string {
-  let value = BigInt(`0x${hash}`);
-  for (const bit of bits) value ^= 1n << BigInt(63 - bit);
-  return value.toString(16).padStart(16, '0');
-}
 
 function randomBits(next: () => number, count: number): Set<number> {
   const bits = new Set<number>();
@@ -104,7 +84,7 @@ async function plant(catalog: Catalog): Promise<Planted[]> {
     const queryId = await add(hash);
     const copies = [];
     for (const distance of PLANTED)
-      copies.push({ id: await add(flip(hash, randomBits(next, distance))), distance });
+      copies.push({ id: await add(flipBits(hash, randomBits(next, distance))), distance });
     out.push({ queryId, copies });
   }
   return out;

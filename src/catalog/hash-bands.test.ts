@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { flipBits, randomHash, rng } from '../../test/helpers/hashes.js';
 import { hammingDistance } from '../domain/phash.js';
 import { BAND_COUNT, bandRadius, hashBands, valuesWithin } from './hash-bands.js';
 
@@ -6,28 +7,6 @@ function popcount16(n: number): number {
   let count = 0;
   for (let v = n; v !== 0; v &= v - 1) count++;
   return count;
-}
-
-/** A deterministic pseudo-random generator of 32-bit values (xorshift), so failures reproduce. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return state >>> 0;
-  };
-}
-
-function randomHash(next: () => number): string {
-  return [next(), next()].map((n) => n.toString(16).padStart(8, '0')).join('');
-}
-
-/** `hash` with the given bit positions (0 = most significant) flipped. */
-function flipBits(hash: string, bits: number[]): string {
-  let value = BigInt(`0x${hash}`);
-  for (const bit of bits) value ^= 1n << BigInt(63 - bit);
-  return value.toString(16).padStart(16, '0');
 }
 
 describe('hashBands', () => {

@@ -7,70 +7,15 @@ import { startWorkers } from '../../src/workers.js';
 import { AUTH } from '../helpers/auth.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { multipart } from '../helpers/form.js';
+import { syntheticPhoto } from '../helpers/photos.js';
 import { silentWav } from '../helpers/wav.js';
 
 const WIDTH = 480;
 const HEIGHT = 360;
 
-/** mulberry32: a seed always gives the same picture. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * A synthetic photo as a JPEG (quality 90): a gradient at a random angle, soft blobs of light and
- * shade, a few hard-edged shapes and some grain. Structured like a photo, unlike noise, whose
- * perceptual hash would be arbitrary.
- */
+/** A photo-like JPEG (quality 90): the same seed gives the same picture. */
 async function photo(seed: number): Promise<Buffer> {
-  const next = random(seed * 7919 + 17);
-  const colour = () => [next() * 255, next() * 255, next() * 255];
-  const angle = next() * Math.PI * 2;
-  const [dx, dy] = [Math.cos(angle), Math.sin(angle)];
-  const [from, to] = [colour(), colour()];
-  const blobs = Array.from({ length: 4 + Math.floor(next() * 4) }, () => ({
-    cx: next() * WIDTH,
-    cy: next() * HEIGHT,
-    r2: (30 + next() * 120) ** 2,
-    colour: colour(),
-    strength: 0.5 + next() * 0.5,
-  }));
-  const shapes = Array.from({ length: 2 + Math.floor(next() * 3) }, () => ({
-    cx: next() * WIDTH,
-    cy: next() * HEIGHT,
-    rx: 25 + next() * 110,
-    ry: 25 + next() * 90,
-    colour: colour(),
-  }));
-  const raw = Buffer.alloc(WIDTH * HEIGHT * 3);
-  const pixel = [0, 0, 0];
-  for (let y = 0; y < HEIGHT; y++) {
-    for (let x = 0; x < WIDTH; x++) {
-      const t = Math.min(1, Math.max(0, 0.5 + ((x - WIDTH / 2) * dx + (y - HEIGHT / 2) * dy) / WIDTH));
-      for (let c = 0; c < 3; c++) pixel[c] = (from[c] ?? 0) + ((to[c] ?? 0) - (from[c] ?? 0)) * t;
-      for (const blob of blobs) {
-        const w = blob.strength * Math.exp(-((x - blob.cx) ** 2 + (y - blob.cy) ** 2) / blob.r2);
-        for (let c = 0; c < 3; c++) pixel[c] = (pixel[c] ?? 0) * (1 - w) + (blob.colour[c] ?? 0) * w;
-      }
-      for (const shape of shapes) {
-        const u = (x - shape.cx) / shape.rx;
-        const v = (y - shape.cy) / shape.ry;
-        if (u * u + v * v <= 1) for (let c = 0; c < 3; c++) pixel[c] = shape.colour[c] ?? 0;
-      }
-      const grain = (next() - 0.5) * 12;
-      const offset = (y * WIDTH + x) * 3;
-      for (let c = 0; c < 3; c++)
-        raw[offset + c] = Math.max(0, Math.min(255, Math.round((pixel[c] ?? 0) + grain)));
-    }
-  }
-  return sharp(raw, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
+  return sharp(syntheticPhoto(seed, WIDTH, HEIGHT), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
     .jpeg({ quality: 90 })
     .toBuffer();
 }
