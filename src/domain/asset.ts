@@ -79,7 +79,7 @@ export interface AssetVersion {
 export interface Rendition {
   assetId: string;
   version: number;
-  /** e.g. `thumbnail`; unique per (asset, version). */
+  /** e.g. `thumb.webp`; unique per (asset, version). */
   name: string;
   key: string;
   contentType: string;

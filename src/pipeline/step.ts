@@ -26,7 +26,7 @@ export interface StepSettings extends PipelineSettings {
 export type StepOutput = Record<string, unknown>;
 
 export interface OutputFile {
-  /** Rendition name, unique within a version (e.g. `thumbnail`). */
+  /** Rendition name, unique within a version (e.g. `thumb.webp`). */
   name: string;
   body: Buffer;
   contentType: string;

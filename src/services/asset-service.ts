@@ -513,7 +513,7 @@ export class AssetService {
     };
   }
 
-  /** A rendition of the current (or a given) version by name (e.g. `thumbnail`). */
+  /** A rendition of the current (or a given) version by name (e.g. `thumb.webp`). */
   async rendition(principal: Principal | null, id: string, name: string, version?: number) {
     const asset = await this.visible(principal, id);
     const renditions = await this.options.catalog.listRenditions(id, version ?? asset.versionNumber);

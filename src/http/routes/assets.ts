@@ -257,7 +257,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
     method: ['GET', 'HEAD'],
     url: '/v1/assets/:id/renditions/:name',
     schema: {
-      summary: 'Download a rendition made by the pipeline (e.g. `thumbnail`)',
+      summary: 'Download a rendition made by the pipeline (e.g. `thumb.webp`)',
       tags: ['assets'],
       params: {
         type: 'object',
