@@ -25,7 +25,12 @@ export class ToolError extends Error {
   }
 }
 
-async function run(
+/**
+ * Runs `tool` with `args` (no shell) and resolves with its stdout and the tail of its stderr.
+ * Rejects with a {@link ToolError}: `exitCode` is the tool's own exit code, `null` when it could not
+ * start, was killed by the timeout or the abort signal, or printed more than the stdout cap.
+ */
+export async function run(
   tool: string,
   args: readonly string[],
   options: RunOptions,
