@@ -282,6 +282,15 @@ describe('HTTP API in process', () => {
     const page = await inject('/');
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.body).toContain('assetpipe');
+    // The page may show signed /img thumbnails and data: LQIPs, nothing from elsewhere.
+    expect(page.headers['content-security-policy']).toBe(
+      "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:",
+    );
+    const script = await inject('/app.js');
+    expect(script.headers['content-type']).toMatch(/javascript/);
+    // It parses (a syntax error would leave the page dead without any test noticing).
+    expect(() => new Function(script.body)).not.toThrow();
+    expect(script.body).toContain('a.srcset');
   });
 
   it('exposes request, queue and step metrics', async () => {

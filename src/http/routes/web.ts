@@ -12,7 +12,8 @@ const PAGE = `<!doctype html>
   h1 { font-size: 1.6rem; margin-bottom: .2rem; }
   code { background: #f1f3f7; padding: .1rem .3rem; border-radius: 4px; }
   form { margin: 1.5rem 0; padding: 1rem; border: 1px solid #d6dbe4; border-radius: 8px; }
-  li { margin: .3rem 0; }
+  li { margin: .3rem 0; display: flex; align-items: center; gap: .6rem; }
+  li img { width: 64px; height: 48px; object-fit: cover; border-radius: 4px; background-size: cover; }
 </style>
 </head>
 <body>
@@ -51,7 +52,19 @@ async function refresh() {
   if (!res.ok) { list.textContent = (await res.json()).detail; return; }
   list.replaceChildren(...(await res.json()).items.map((a) => {
     const li = document.createElement('li');
-    li.textContent = a.filename + ' \u2014 ' + a.type + ', ' + a.status + (a.width ? ', ' + a.width + '\u00d7' + a.height : '') + (a.error ? ': ' + a.error : '');
+    const thumb = (a.variants || []).find((v) => v.src && v.format === 'webp');
+    if (thumb) {
+      // The signed /img URL needs no key; the LQIP shows until it has loaded.
+      const img = document.createElement('img');
+      img.src = thumb.src;
+      if (a.srcset) { img.srcset = a.srcset; img.sizes = '64px'; }
+      if (a.lqip) img.style.backgroundImage = 'url("' + a.lqip + '")';
+      img.alt = '';
+      li.append(img);
+    }
+    const text = document.createElement('span');
+    text.textContent = a.filename + ' \u2014 ' + a.type + ', ' + a.status + (a.width ? ', ' + a.width + '\u00d7' + a.height : '') + (a.error ? ': ' + a.error : '');
+    li.append(text);
     return li;
   }));
 }
@@ -76,7 +89,7 @@ export async function webRoutes(app: FastifyInstance): Promise<void> {
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
-      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'")
+      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:")
       .send(PAGE),
   );
 }
