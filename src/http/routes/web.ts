@@ -89,7 +89,10 @@ export async function webRoutes(app: FastifyInstance): Promise<void> {
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
-      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:")
+      .header(
+        'content-security-policy',
+        "default-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:",
+      )
       .send(PAGE),
   );
 }
