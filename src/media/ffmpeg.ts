@@ -11,6 +11,12 @@ const MAX_STDOUT_BYTES = 16 * 1024 * 1024;
 export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /**
+   * Receives stdout as it arrives (UTF-8 text, split anywhere), e.g. ffmpeg's `-progress pipe:1`.
+   * When set, stdout is streamed instead of collected: the result's `stdout` is empty and the
+   * stdout cap does not apply (a long encode prints progress for hours).
+   */
+  onStdout?: ((chunk: string) => void) | undefined;
 }
 
 export class ToolError extends Error {
@@ -41,14 +47,21 @@ export async function run(
     let outBytes = 0;
     let overflow = false;
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      outBytes += chunk.length;
+    const onStdout = options.onStdout;
+    if (onStdout !== undefined) child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: Buffer | string) => {
+      if (onStdout !== undefined) {
+        onStdout(chunk as string);
+        return;
+      }
+      const bytes = chunk as Buffer;
+      outBytes += bytes.length;
       if (outBytes > MAX_STDOUT_BYTES) {
         overflow = true;
         child.kill('SIGKILL');
         return;
       }
-      out.push(chunk);
+      out.push(bytes);
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);

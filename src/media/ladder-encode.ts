@@ -1,0 +1,352 @@
+import { join } from 'node:path';
+import type { LadderPlan, Rung } from '../domain/ladder.js';
+import { run } from './ffmpeg.js';
+import { ProgressParser, progressPercent } from './ffmpeg-progress.js';
+
+// One ffmpeg process encodes a whole ladder: the source is decoded once (and tone-mapped once when
+// it is HDR), `split` hands every rung its own copy of each frame, and every rung is scaled, encoded
+// with capped-CRF x264 and cut into CMAF (fMP4) segments at the same instants. The audio is encoded
+// once, as its own rendition. On ffmpeg 5.1 this costs about 0.66x the wall time of one process per
+// rung (NOTES.md), and the keyframes of all rungs fall on the same timestamps by construction.
+//
+// Muxer: ffmpeg's `hls` muxer (`-hls_segment_type fmp4` + `-var_stream_map`), not the `dash` muxer
+// with `-hls_playlist 1`. Both were run on the same 854x480 + 640x360 + AAC clip here (ffmpeg 5.1):
+//   - the fMP4 segments are the same either way (styp, sidx, moof with tfdt, mdat: byte-identical
+//     sizes), so an MPD can be written over the hls muxer's segments as well as the dash muxer's;
+//   - the dash muxer refuses to put 854x480 and 640x360 in one adaptation set ("Conflicting stream
+//     aspect ratios": 427:240 is not 16:9) — the default ladder's 480p rung — and with one adaptation
+//     set per rung a DASH player cannot switch between them, so its MPD could not be published as is;
+//   - its HLS playlists lack EXT-X-PLAYLIST-TYPE:VOD and EXT-X-INDEPENDENT-SEGMENTS, carry wall-clock
+//     EXT-X-PROGRAM-DATE-TIME lines, and put every rung's files in one flat directory;
+//   - the hls muxer wrote per-rung directories, an init segment per rung, VOD playlists with
+//     EXT-X-INDEPENDENT-SEGMENTS and exact 2.000000 s video segments.
+// So: the hls muxer writes segments and media playlists; assetpipe writes the master (hls-master.ts,
+// from measured sizes) and the MPD itself, both over these segments. ffmpeg's own master is not
+// written at all (its BANDWIDTH is wrong, see hls-master.ts), so it cannot be published by mistake.
+//
+// Output layout under `outDir` (see `ladderOutputLayout`):
+//   <rung.id>/index.m3u8, <rung.id>/init_<rung.id>.mp4, <rung.id>/seg-00000.m4s, seg-00001.m4s, ...
+//   audio/index.m3u8,     audio/init_audio.mp4,         audio/seg-00000.m4s, ...
+// (the hls muxer names a variant's init segment after the variant when there are several; `%v` in
+// the name makes that name readable instead of `init_<index>.mp4`).
+//
+// Known, measured: the hls muxer shifts all streams by the video's B-frame delay (66 ms at 30 fps
+// with x264 veryfast; an empty edit in each init segment) and the audio ends with a ~21 ms segment
+// (AAC frames of 1024 samples do not end on the segment boundary).
+
+/** x264 presets, fastest first. */
+export type X264Preset =
+  | 'ultrafast'
+  | 'superfast'
+  | 'veryfast'
+  | 'faster'
+  | 'fast'
+  | 'medium'
+  | 'slow'
+  | 'slower'
+  | 'veryslow';
+
+export interface LadderEncodeOptions {
+  /** The source file. */
+  input: string;
+  /** Directory the package is written to (created by ffmpeg). Must not contain `%`. */
+  outDir: string;
+  /**
+   * The source's constant frame rate in frames per second (`ProbedVideoStream.frameRate`); `null`
+   * when it is variable or unknown. A rung whose rate differs gets an `fps` filter; with `null`
+   * every rung gets one, which makes the output constant whatever the source does.
+   */
+  sourceFrameRateFps: number | null;
+  /**
+   * ffprobe's index of the video stream to encode (`ProbedVideoStream.index`).
+   * @default the first video stream
+   */
+  videoStreamIndex?: number;
+  /**
+   * ffprobe's index of the audio stream to encode (`ProbedAudioStream.index`).
+   * @default the first audio stream
+   */
+  audioStreamIndex?: number;
+  /**
+   * x264 preset of every rung; the bench compares against plain ffmpeg at the same preset.
+   * @default 'veryfast'
+   */
+  preset?: X264Preset;
+}
+
+/** Where one rendition's media playlist and files are, relative to `outDir` and absolute. */
+export interface RenditionOutput {
+  /** Variant name and directory: the rung id (`h264-720p`) or `audio`. */
+  name: string;
+  /** The media playlist, relative to `outDir`: `h264-720p/index.m3u8`. */
+  playlist: string;
+  /** Absolute path of the rendition's directory. */
+  dir: string;
+}
+
+export interface LadderOutputLayout {
+  /** One per rung, in the plan's order. */
+  rungs: (RenditionOutput & { rungId: string })[];
+  /** The shared audio rendition; null for a video-only plan. */
+  audio: RenditionOutput | null;
+}
+
+const AUDIO_NAME = 'audio';
+const PLAYLIST = 'index.m3u8';
+// `%v` is the variant name (`-var_stream_map ... name:`), `%05d` the segment number.
+const SEGMENT_TEMPLATE = 'seg-%05d.m4s';
+const INIT_TEMPLATE = 'init_%v.mp4';
+
+/** The files `ladderEncodeArgs` makes ffmpeg write, per rendition. Pure. */
+export function ladderOutputLayout(plan: LadderPlan, outDir: string): LadderOutputLayout {
+  const rendition = (name: string): RenditionOutput => ({
+    name,
+    playlist: `${name}/${PLAYLIST}`,
+    dir: join(outDir, name),
+  });
+  return {
+    rungs: plan.rungs.map((r) => ({ ...rendition(r.id), rungId: r.id })),
+    audio: plan.audio === null ? null : rendition(AUDIO_NAME),
+  };
+}
+
+/**
+ * The ffmpeg arguments (no `ffmpeg` itself) that encode `plan` from `options.input` into CMAF
+ * segments and VOD media playlists under `options.outDir`, with `-progress pipe:1` on stdout. Pure.
+ * Throws an Error for a plan it cannot encode yet (HEVC/AV1 rungs), a plan with nothing to encode,
+ * or an `outDir` containing `%` (the muxer's templates would expand it).
+ */
+export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions): string[] {
+  const { outDir } = options;
+  if (outDir.includes('%')) {
+    throw new Error(`outDir must not contain "%" (ffmpeg's segment templates expand it), got ${outDir}`);
+  }
+  if (plan.rungs.length === 0 && plan.audio === null) {
+    throw new Error('the ladder plan has neither video rungs nor audio: nothing to encode');
+  }
+  const other = plan.rungs.find((r) => r.codec !== 'h264');
+  if (other !== undefined) {
+    throw new Error(`rung ${other.id}: only h264 rungs can be encoded yet, got ${other.codec}`);
+  }
+
+  const layout = ladderOutputLayout(plan, outDir);
+  const seg = plan.segmentDurationSec;
+  const args = [
+    '-hide_banner',
+    // Errors only: the stderr tail attached to a failure should show the error, not x264's stats.
+    '-v',
+    'error',
+    // Never wait for a key press (stdin is closed anyway) and overwrite what a failed attempt left.
+    '-nostdin',
+    '-y',
+    // Machine-readable progress blocks on stdout (ffmpeg-progress.ts) instead of the status line.
+    '-progress',
+    'pipe:1',
+    '-nostats',
+    // `file:` keeps a name beginning with "-" or containing "proto:" from being read as anything
+    // else. ffmpeg autorotates while decoding (display matrix), so frames arrive at the display size
+    // the plan's rung sizes are computed from.
+    '-i',
+    `file:${options.input}`,
+  ];
+
+  if (plan.rungs.length > 0) {
+    args.push('-filter_complex', videoFilterGraph(plan, options));
+    plan.rungs.forEach((rung, i) => {
+      args.push('-map', `[v${i}]`, ...rungEncoderArgs(rung, i));
+    });
+    args.push(
+      // The same x264 preset for every rung.
+      '-preset:v',
+      options.preset ?? 'veryfast',
+      // No scene-cut keyframes: they would differ between rungs and split segments unevenly.
+      '-sc_threshold:v',
+      '0',
+      // A keyframe at the first frame at or after every multiple of the segment duration: the same
+      // instants in every rung whatever its frame rate, and the hls muxer cuts segments there.
+      '-force_key_frames:v',
+      `expr:gte(t,n_forced*${seg})`,
+    );
+  }
+
+  if (plan.audio !== null) {
+    const source = options.audioStreamIndex === undefined ? '0:a:0' : `0:${options.audioStreamIndex}`;
+    args.push(
+      '-map',
+      source,
+      // ffmpeg's native AAC encoder writes AAC-LC unless told otherwise (5.1's generic -profile
+      // has no AAC names to say it with).
+      '-c:a',
+      'aac',
+      '-b:a',
+      String(plan.audio.bitrateBps),
+      // Stereo for every source: 5.1 is downmixed (centre and surrounds at -3 dB, LFE left out),
+      // mono is sent to both channels, so the one shared rendition has one layout.
+      '-ac',
+      String(plan.audio.channels),
+    );
+  }
+
+  const variants = [
+    ...layout.rungs.map((r, i) => `v:${i},name:${r.name}`),
+    ...(layout.audio === null ? [] : [`a:0,name:${layout.audio.name}`]),
+  ];
+  args.push(
+    // No container tags or chapters from the source (a phone's GPS position stays private).
+    '-map_metadata',
+    '-1',
+    '-map_chapters',
+    '-1',
+    '-f',
+    'hls',
+    '-hls_time',
+    String(seg),
+    // VOD: every segment stays listed (no sliding window) and the playlist ends with EXT-X-ENDLIST.
+    '-hls_playlist_type',
+    'vod',
+    // CMAF-style fragmented MP4 (init segment + .m4s), which DASH can reference too.
+    '-hls_segment_type',
+    'fmp4',
+    // Every segment starts with a keyframe (forced above), so players may start anywhere.
+    '-hls_flags',
+    'independent_segments',
+    '-hls_fmp4_init_filename',
+    INIT_TEMPLATE,
+    '-hls_segment_filename',
+    join(outDir, '%v', SEGMENT_TEMPLATE),
+    // One variant per rung and one for the audio: the audio cannot be mapped into two variants
+    // (NOTES.md), so it is its own rendition that assetpipe's master links to every rung. No
+    // `-master_pl_name`: ffmpeg's master would carry the rate cap as BANDWIDTH.
+    '-var_stream_map',
+    variants.join(' '),
+    join(outDir, '%v', PLAYLIST),
+  );
+  return args;
+}
+
+/**
+ * `[0:v]` -> (tone map) -> split -> per rung: fps (when it differs), scale, setsar -> `[v<i>]`.
+ * The tone map runs once, before the split: every rung shares one SDR look for one conversion's cost.
+ */
+function videoFilterGraph(plan: LadderPlan, options: LadderEncodeOptions): string {
+  const source = options.videoStreamIndex === undefined ? '0:v:0' : `0:${options.videoStreamIndex}`;
+  const shared: string[] = [];
+  if (plan.toneMapFrom !== null) shared.push(...toneMapFilters(plan.toneMapFrom));
+  const n = plan.rungs.length;
+  const branches = plan.rungs.map((rung, i) => {
+    const input = n === 1 ? '' : `[s${i}]`;
+    return `${input}${rungFilters(rung, options.sourceFrameRateFps).join(',')}[v${i}]`;
+  });
+  if (n === 1) {
+    return `[${source}]${[...shared, branches[0]].join(',')}`;
+  }
+  const split = `split=${n}${plan.rungs.map((_, i) => `[s${i}]`).join('')}`;
+  return [`[${source}]${[...shared, split].join(',')}`, ...branches].join(';');
+}
+
+function rungFilters(rung: Rung, sourceFps: number | null): string[] {
+  const filters: string[] = [];
+  // Before the scale, so a halved rate scales half the frames. The fps filter duplicates or drops
+  // frames to a constant rate (also what makes a variable-rate source constant).
+  if (sourceFps === null || Math.abs(sourceFps - rung.frameRateFps) > 1e-6) {
+    filters.push(`fps=${rung.frameRate}`);
+  }
+  filters.push(
+    `scale=${rung.widthPx}:${rung.heightPx}`,
+    // scale keeps the display aspect by changing the sample aspect (854x480 from 1920x1080 would get
+    // 1280:1281); square pixels are what players and the master's RESOLUTION assume.
+    'setsar=1',
+  );
+  return filters;
+}
+
+/**
+ * HDR (PQ or HLG) to SDR BT.709 with zscale + tonemap (Hable). Run here on PQ and HLG test clips
+ * (ffmpeg 5.1): no errors, BT.709 tagged output. How it looks on real HDR footage is not judged yet.
+ */
+function toneMapFilters(from: 'pq' | 'hlg'): string[] {
+  const transfer = from === 'pq' ? 'smpte2084' : 'arib-std-b67';
+  return [
+    // To linear light (nominal peak 100 nits = SDR white); the input transfer named explicitly.
+    `zscale=tin=${transfer}:t=linear:npl=100`,
+    // Float RGB for the gamut conversion and the tone curve.
+    'format=gbrpf32le',
+    'zscale=p=bt709',
+    'tonemap=hable:desat=0',
+    // Back to BT.709 transfer and matrix, limited range, 8-bit 4:2:0.
+    'zscale=t=bt709:m=bt709:r=tv',
+    'format=yuv420p',
+  ];
+}
+
+/** Encoder options for output video stream `i` (`:v:<i>` addresses the i-th video stream). */
+function rungEncoderArgs(rung: Rung, i: number): string[] {
+  const v = `:v:${i}`;
+  return [
+    `-c${v}`,
+    'libx264',
+    // A ceiling: x264 writes High only when it uses High's tools (it does at veryfast and slower).
+    `-profile${v}`,
+    rung.profile,
+    `-pix_fmt${v}`,
+    rung.pixelFormat,
+    // Capped CRF: quality-defined, with the peaks clipped by the VBV (maxrate + bufsize).
+    `-crf${v}`,
+    String(rung.crf),
+    `-maxrate${v}`,
+    String(rung.maxrateBps),
+    `-bufsize${v}`,
+    String(rung.bufsizeBits),
+    // The encoder's own keyframe interval is never shorter than a segment, so only the forced
+    // keyframes start GOPs. x264 clamps keyint_min to keyint/2+1; with scene cuts off it only
+    // keeps x264 from placing an IDR on its own.
+    `-g${v}`,
+    String(rung.gopFrames),
+    `-keyint_min${v}`,
+    String(rung.gopFrames),
+  ];
+}
+
+export interface EncodeLadderOptions extends LadderEncodeOptions {
+  /** The source's duration in seconds, for the per cent; null: no progress until the end (100). */
+  durationSec: number | null;
+  /** Called with whole per cents, each value at most once, increasing; 100 when ffmpeg finishes. */
+  onProgress?: (percent: number) => void;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs the one ffmpeg process of {@link ladderEncodeArgs} and resolves with where it wrote each
+ * rendition. Rejects with a `ToolError` (stderr tail attached) when ffmpeg fails, times out or is
+ * aborted; a partly written `outDir` is the caller's to remove.
+ */
+export async function encodeLadder(
+  plan: LadderPlan,
+  options: EncodeLadderOptions,
+): Promise<LadderOutputLayout> {
+  const args = ladderEncodeArgs(plan, options);
+  const parser = new ProgressParser();
+  let last = -1;
+  const report = (percent: number) => {
+    if (percent <= last) return;
+    last = percent;
+    // A failing callback must not kill the encode: progress is informational.
+    try {
+      options.onProgress?.(percent);
+    } catch {}
+  };
+  await run('ffmpeg', args, {
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
+    onStdout: (chunk) => {
+      for (const snapshot of parser.push(chunk)) {
+        const percent = progressPercent(snapshot, options.durationSec);
+        if (percent !== null) report(percent);
+      }
+    },
+  });
+  // ffmpeg prints `progress=end` before it exits; a zero exit without it still means done.
+  report(100);
+  return ladderOutputLayout(plan, options.outDir);
+}
