@@ -1,0 +1,416 @@
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AudioRenditionMedia,
+  codecString,
+  type MeasuredMedia,
+  type VideoRungMedia,
+  writeMasterPlaylist,
+} from '../../src/domain/hls-master.js';
+import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder } from '../../src/domain/ladder.js';
+import { run } from '../../src/media/ffmpeg.js';
+import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
+import { probeVideo } from '../../src/media/video-probe.js';
+import { type FileServer, HLS_JS_FILE, launchChromium, serveFiles } from '../helpers/browser.js';
+import { tempDir } from '../helpers/tmp.js';
+
+// The playback canary of issue 5, in real Chromium: Debian's chromium driven by playwright-core
+// loads hls.js and plays an HLS package that the ladder encoder wrote in this test (8 s of 854x480
+// testsrc2 + a sine, 2 s segments, two rungs: 480p and 360p, and one AAC rendition). The master is
+// written here with writeMasterPlaylist from the media playlists' EXTINF durations and the
+// segments' sizes on disk, as the packaging step will do. Asserted: hls.js sees both levels, plays
+// to the end with no fatal error, and a level chosen by hand (`hls.currentLevel`) is switched to,
+// shown at its own size, and playback goes on.
+
+const RUN = { timeoutMs: 120_000 };
+const CLIP_SEC = 8;
+const SEGMENT_SEC = 2;
+// Waits in the browser: far above what a warm run needs (well under 5 s each), so a loaded
+// two-core machine does not fail the test.
+const WAIT_MS = 60_000;
+
+let dir: string;
+let cleanup: (() => Promise<void>) | undefined;
+let plan: LadderPlan;
+let layout: LadderOutputLayout;
+let server: FileServer | undefined;
+let browser: Browser | undefined;
+
+async function ffmpeg(...args: string[]): Promise<void> {
+  await run('ffmpeg', ['-hide_banner', '-v', 'error', '-y', ...args], RUN);
+}
+
+/** ffprobe's codec facts of the first stream of a media playlist, for its RFC 6381 string. */
+async function probedCodecString(playlist: string): Promise<string> {
+  const { stdout } = await run(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-of',
+      'json',
+      '-select_streams',
+      '0',
+      '-show_entries',
+      'stream=codec_name,profile,level',
+      playlist,
+    ],
+    RUN,
+  );
+  const [stream] = (
+    JSON.parse(stdout) as { streams: { codec_name: string; profile: string; level?: number }[] }
+  ).streams;
+  if (stream === undefined) throw new Error(`${playlist}: ffprobe found no stream`);
+  return codecString({ codecName: stream.codec_name, profile: stream.profile, level: stream.level });
+}
+
+/** A media playlist's segments as written: EXTINF durations and sizes on disk. */
+async function measureMedia(outDir: string, uri: string): Promise<MeasuredMedia> {
+  const path = join(outDir, uri);
+  const text = await readFile(path, 'utf8');
+  const durations = [...text.matchAll(/^#EXTINF:([\d.]+),/gm)].map((m) => Number(m[1]));
+  const files = text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+  expect(files).toHaveLength(durations.length);
+  const segments = await Promise.all(
+    files.map(async (file, i) => ({
+      durationSec: durations[i]!,
+      bytes: (await stat(join(dirname(path), file))).size,
+    })),
+  );
+  const target = /^#EXT-X-TARGETDURATION:(\d+)/m.exec(text)?.[1];
+  return { uri, segments, ...(target === undefined ? {} : { targetDurationSec: Number(target) }) };
+}
+
+/** The master playlist over the encoded renditions, as the packaging step will write it. */
+async function writeMaster(outDir: string): Promise<string> {
+  const rungs: VideoRungMedia[] = await Promise.all(
+    plan.rungs.map(async (rung, i) => {
+      const uri = layout.rungs[i]!.playlist;
+      return {
+        name: rung.name,
+        width: rung.widthPx,
+        height: rung.heightPx,
+        frameRate: rung.frameRateFps,
+        videoCodecs: await probedCodecString(join(outDir, uri)),
+        media: await measureMedia(outDir, uri),
+      };
+    }),
+  );
+  let audio: AudioRenditionMedia | undefined;
+  if (layout.audio !== null && plan.audio !== null) {
+    audio = {
+      kind: 'rendition',
+      groupId: 'audio',
+      name: 'Audio',
+      channels: plan.audio.channels,
+      codecs: await probedCodecString(join(outDir, layout.audio.playlist)),
+      media: await measureMedia(outDir, layout.audio.playlist),
+    };
+  }
+  return writeMasterPlaylist({ rungs, audio });
+}
+
+// The page: hls.js on a muted <video>, every event the test asserts on recorded in `state`.
+// Plain browser JavaScript (the test's tsconfig has no DOM types); the test drives it with
+// `page.evaluate('<expression>')`.
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>hls.js playback</title>
+<link rel="icon" href="data:,">
+<video id="video" muted playsinline width="854" height="480"></video>
+<script src="/hls.min.js"></script>
+<script>
+  const video = document.getElementById('video');
+  const state = {
+    errors: [],           // every hls.js ERROR event: { type, details, fatal }
+    mediaErrors: [],      // the <video> element's own 'error' events
+    levelSwitched: [],    // every LEVEL_SWITCHED: { level, at: currentTime }
+    firstBufferStart: {}, // per source buffer (audio, video): start of its first appended range
+    firstPlaying: null,   // at the first 'playing': { currentTime, bufferedStart }
+    ended: false,
+  };
+  let hls = null;
+  video.addEventListener('ended', () => { state.ended = true; });
+  video.addEventListener('error', () => {
+    state.mediaErrors.push({ code: video.error && video.error.code, message: video.error && video.error.message });
+  });
+  video.addEventListener('playing', () => {
+    if (state.firstPlaying === null) {
+      state.firstPlaying = {
+        currentTime: video.currentTime,
+        bufferedStart: video.buffered.length > 0 ? video.buffered.start(0) : null,
+      };
+    }
+  });
+
+  /** Loads the master, resolves with the levels once parsed and play() has been called. */
+  function start(src, options) {
+    if (!Hls.isSupported()) return Promise.reject(new Error('hls.js: MediaSource is not supported'));
+    hls = new Hls({ startLevel: options.startLevel });
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      state.errors.push({ type: data.type, details: data.details, fatal: data.fatal });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+      state.levelSwitched.push({ level: data.level, at: video.currentTime });
+    });
+    hls.on(Hls.Events.BUFFER_APPENDED, (_, data) => {
+      for (const [type, ranges] of Object.entries(data.timeRanges)) {
+        if (!(type in state.firstBufferStart) && ranges && ranges.length > 0) {
+          state.firstBufferStart[type] = ranges.start(0);
+        }
+      }
+    });
+    return new Promise((resolve, reject) => {
+      hls.once(Hls.Events.MANIFEST_PARSED, (_, data) => {
+        // Attaching the MediaSource ran the media element's load algorithm, which resets
+        // playbackRate to defaultPlaybackRate: set both, now.
+        video.defaultPlaybackRate = options.rate;
+        video.playbackRate = options.rate;
+        video.play().then(
+          () => resolve(data.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate, codecs: [l.videoCodec, l.audioCodec] }))),
+          reject,
+        );
+      });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    });
+  }
+
+  function setLevel(level) { hls.currentLevel = level; }
+  function setRate(rate) { video.playbackRate = rate; }
+
+  function ranges(r) {
+    const out = [];
+    for (let i = 0; i < r.length; i++) out.push([r.start(i), r.end(i)]);
+    return out;
+  }
+
+  function snapshot() {
+    return {
+      currentTime: video.currentTime,
+      duration: video.duration,
+      paused: video.paused,
+      ended: state.ended,
+      readyState: video.readyState,
+      videoHeight: video.videoHeight,
+      buffered: ranges(video.buffered),
+      levels: hls ? hls.levels.length : 0,
+      currentLevel: hls ? hls.currentLevel : null,
+      state,
+    };
+  }
+</script>
+`;
+
+interface Snapshot {
+  currentTime: number;
+  duration: number;
+  paused: boolean;
+  ended: boolean;
+  readyState: number;
+  videoHeight: number;
+  buffered: [number, number][];
+  levels: number;
+  currentLevel: number | null;
+  state: {
+    errors: { type: string; details: string; fatal: boolean }[];
+    mediaErrors: { code: number | null; message: string | null }[];
+    levelSwitched: { level: number; at: number }[];
+    firstBufferStart: Partial<Record<'audio' | 'video' | 'audiovideo', number>>;
+    firstPlaying: { currentTime: number; bufferedStart: number | null } | null;
+    ended: boolean;
+  };
+}
+
+interface PageLevel {
+  width: number;
+  height: number;
+  bitrate: number;
+  codecs: [string | undefined, string | undefined];
+}
+
+/** A fresh page on the package's server, with uncaught page errors and console errors collected. */
+async function openPlayer(): Promise<{ page: Page; pageErrors: string[]; close: () => Promise<void> }> {
+  const context = await browser!.newContext();
+  const page = await context.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageErrors.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${server!.origin}/index.html`);
+  return { page, pageErrors, close: () => context.close() };
+}
+
+const snapshot = (page: Page) => page.evaluate<Snapshot>('snapshot()');
+
+/** Waits until `expression` is true in the page; on a timeout the error shows the player's state. */
+async function waitInPage(page: Page, expression: string, what: string): Promise<void> {
+  try {
+    await page.waitForFunction(expression, undefined, { timeout: WAIT_MS, polling: 50 });
+  } catch (err) {
+    const state = await snapshot(page).catch(() => 'page gone');
+    throw new Error(`waiting for ${what} (${expression}): ${String(err)}\nplayer: ${JSON.stringify(state)}`);
+  }
+}
+
+/** Waits until playback has advanced `seconds` past where it is now. */
+async function waitForProgress(page: Page, seconds: number, what: string): Promise<void> {
+  const { currentTime } = await snapshot(page);
+  await waitInPage(page, `video.currentTime >= ${currentTime + seconds} || state.ended`, what);
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir('assetpipe-hls-playback-'));
+  const source = join(dir, 'source.mp4');
+  await ffmpeg(
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc2=size=854x480:rate=30:duration=${CLIP_SEC}`,
+    '-f',
+    'lavfi',
+    '-i',
+    `sine=frequency=440:sample_rate=48000:duration=${CLIP_SEC}`,
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-pix_fmt',
+    'yuv420p',
+    '-c:a',
+    'aac',
+    source,
+  );
+  const probe = await probeVideo(source, RUN);
+  const video = probe.video!;
+  plan = planLadder(
+    {
+      durationSec: probe.durationSec,
+      video: {
+        widthPx: video.displayWidth,
+        heightPx: video.displayHeight,
+        frameRateFps: video.frameRate,
+        variableFrameRate: video.variableFrameRate,
+        frameCount: video.frameCount,
+        dynamicRange: video.hdr ?? 'sdr',
+        bitDepth: video.bitDepth ?? 8,
+      },
+      audio: probe.audio === null ? null : { channels: probe.audio.channels },
+    },
+    { ...DEFAULT_LADDER_SETTINGS, segmentDurationSec: SEGMENT_SEC },
+  );
+  const outDir = join(dir, 'package');
+  layout = await encodeLadder(plan, {
+    input: source,
+    outDir,
+    sourceFrameRateFps: video.frameRate,
+    videoStreamIndex: video.index,
+    audioStreamIndex: probe.audio?.index,
+    durationSec: probe.durationSec,
+    ...RUN,
+  });
+  await writeFile(join(outDir, 'master.m3u8'), await writeMaster(outDir));
+  await writeFile(join(outDir, 'index.html'), PAGE);
+  server = await serveFiles({ root: outDir, files: { '/hls.min.js': HLS_JS_FILE } });
+  browser = await launchChromium();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await cleanup?.();
+});
+
+describe('hls.js in Debian Chromium, on an HLS package of the ladder encoder', () => {
+  it('has the package the checks below assume: two rungs and one audio rendition', () => {
+    expect(plan.rungs.map((r) => `${r.widthPx}x${r.heightPx}`)).toEqual(['854x480', '640x360']);
+    expect(layout.audio).not.toBeNull();
+  });
+
+  it('plays the master to its end at 4x with both levels and no fatal error', async ({ annotate }) => {
+    const { page, pageErrors, close } = await openPlayer();
+    try {
+      const levels = await page.evaluate<PageLevel[]>(`start('/master.m3u8', { rate: 4, startLevel: -1 })`);
+      // The master lists the rungs lowest BANDWIDTH first: hls.js level 0 is 360p, level 1 is 480p.
+      expect(levels.map((l) => `${l.width}x${l.height}`)).toEqual(['640x360', '854x480']);
+      expect(levels.every((l) => l.codecs[0]?.startsWith('avc1.') && l.codecs[1] === 'mp4a.40.2')).toBe(true);
+
+      await waitInPage(page, 'state.ended', 'the ended event');
+      const end = await snapshot(page);
+      expect(end.levels).toBe(2);
+      expect(end.ended).toBe(true);
+      expect(Math.abs(end.currentTime - end.duration)).toBeLessThanOrEqual(0.3);
+      expect(Math.abs(end.duration - CLIP_SEC)).toBeLessThan(0.2);
+      expect(end.state.errors.filter((e) => e.fatal)).toEqual([]);
+      expect(end.state.mediaErrors).toEqual([]);
+      expect(pageErrors).toEqual([]);
+
+      // The A/V start offset, reported, not asserted (yet). The hls muxer delays each stream with an
+      // empty edit in its init segment (video 66 ms: x264's B-frame delay at 30 fps; audio 45 ms:
+      // the same minus AAC's 21 ms priming), and both tfdt start at 0. ffmpeg honours the edits;
+      // Chromium's MSE ignores empty edits, so here video starts at 0.0667 s (its composition
+      // offset) and audio at 0: audio ~45 ms early, and hls.js skips the start gap
+      // (a non-fatal `bufferSeekOverHole`, seen in some runs).
+      const { audio, video } = end.state.firstBufferStart;
+      await annotate(
+        `buffered.start(0) at first 'playing': ${end.state.firstPlaying?.bufferedStart}; ` +
+          `first appended range per source buffer: ${JSON.stringify(end.state.firstBufferStart)} ` +
+          `(video - audio: ${audio === undefined || video === undefined ? '?' : (video - audio).toFixed(4)} s); ` +
+          `duration ${end.duration}; non-fatal hls.js errors: ${JSON.stringify(end.state.errors)}`,
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  it('switches quality levels by hand while playing, and playback goes on to the end', async ({
+    annotate,
+  }) => {
+    const { page, pageErrors, close } = await openPlayer();
+    try {
+      // Start on 480p (level 1) at normal speed, so there is time to switch twice.
+      await page.evaluate(`start('/master.m3u8', { rate: 1, startLevel: 1 })`);
+      await waitInPage(page, 'state.levelSwitched.some((s) => s.level === 1)', 'the start on level 1');
+      await waitForProgress(page, 0.3, 'playback on level 1');
+
+      for (const [level, height] of [
+        [0, 360],
+        [1, 480],
+      ] as const) {
+        const before = (await snapshot(page)).state.levelSwitched.length;
+        const requestsBefore = server!.requests.length;
+        await page.evaluate(`setLevel(${level})`);
+        await waitInPage(
+          page,
+          `state.levelSwitched.slice(${before}).some((s) => s.level === ${level})`,
+          `LEVEL_SWITCHED to level ${level}`,
+        );
+        // The frames on screen are the new rung's: the element reports its size.
+        await waitInPage(page, `video.videoHeight === ${height}`, `${height}p frames on screen`);
+        await waitForProgress(page, 0.3, `playback after the switch to level ${level}`);
+        expect((await snapshot(page)).currentLevel).toBe(level);
+        // The switch fetched the new rung's segments from the server.
+        const fetched = server!.requests.slice(requestsBefore).map((r) => r.path);
+        expect(fetched.filter((path) => path.startsWith(`/h264-${height}p/seg-`)).length).toBeGreaterThan(0);
+      }
+      expect(server!.requests.filter((r) => r.status !== 200)).toEqual([]);
+
+      await page.evaluate('setRate(4)');
+      await waitInPage(page, 'state.ended', 'the ended event after the switches');
+      const end = await snapshot(page);
+      expect(Math.abs(end.currentTime - end.duration)).toBeLessThanOrEqual(0.3);
+      expect(end.state.errors.filter((e) => e.fatal)).toEqual([]);
+      expect(end.state.mediaErrors).toEqual([]);
+      expect(pageErrors).toEqual([]);
+      await annotate(
+        `LEVEL_SWITCHED: ${JSON.stringify(end.state.levelSwitched)}; ` +
+          `non-fatal hls.js errors: ${JSON.stringify(end.state.errors)}`,
+      );
+    } finally {
+      await close();
+    }
+  });
+});
