@@ -59,6 +59,8 @@ const SHARED_VIDEO = [
 ];
 
 const hlsTail = (variants: string) => [
+  '-avoid_negative_ts',
+  'disabled',
   '-map_metadata',
   '-1',
   '-map_chapters',
@@ -112,6 +114,8 @@ describe('ladderEncodeArgs', () => {
       '128000',
       '-ac',
       '2',
+      '-af',
+      'asetpts=PTS+1024/SR/TB',
       ...hlsTail('v:0,name:h264-720p v:1,name:h264-480p v:2,name:h264-360p a:0,name:audio'),
     ]);
   });
@@ -182,6 +186,8 @@ describe('ladderEncodeArgs', () => {
       '128000',
       '-ac',
       '2',
+      '-af',
+      'asetpts=PTS+1024/SR/TB',
       ...hlsTail('a:0,name:audio'),
     ]);
   });

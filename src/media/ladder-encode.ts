@@ -30,9 +30,36 @@ import { ProgressParser, progressPercent } from './ffmpeg-progress.js';
 // (the hls muxer names a variant's init segment after the variant when there are several; `%v` in
 // the name makes that name readable instead of `init_<index>.mp4`).
 //
-// Known, measured: the hls muxer shifts all streams by the video's B-frame delay (66 ms at 30 fps
-// with x264 veryfast; an empty edit in each init segment) and the audio ends with a ~21 ms segment
-// (AAC frames of 1024 samples do not end on the segment boundary).
+// Every track starts at presentation time 0, in browsers as in ffmpeg. By default ffmpeg makes the
+// hls muxer's timestamps non-negative by shifting every stream by x264's B-frame delay (66 ms at
+// 30 fps, veryfast: the first decode time is -2 frames), and each fMP4 track then records that start
+// as an empty edit in its init segment (video 66 ms, audio 45 ms after AAC's 21 ms priming). ffmpeg
+// honours empty edits; Chromium (and so hls.js) ignores them: video was buffered from 0.0667 s and
+// audio ran ~45 ms ahead of it. So:
+//   - `-avoid_negative_ts disabled`: no shift. The video's first frame keeps pts 0 (decode time
+//     -2 frames) and its init segment gets one edit, no empty one: media time = the B-frame delay,
+//     the usual MP4 way of saying "the first frame is shown at 0", which Chromium applies;
+//   - the audio is moved later by the AAC encoder's priming (1024 samples: ffmpeg's native encoder)
+//     before it is encoded, so its first packet, the priming, lands at 0 instead of -21 ms and its
+//     track needs no edit that trims it. An edit that trims the priming (what the mp4 muxer writes
+//     without this) started both tracks at 0 in Chromium too, but hls.js 1.7 then stalled one frame
+//     to 0.2 s before the end and never reached `ended`. The cost: the 21 ms of priming are shown, so
+//     the sound lags the picture by 21 ms (it led it by 45 ms before).
+// Measured here (ffmpeg 5.1, 854x480 + 640x360 + AAC at 30 fps, and 60 + 30 fps rungs): ffprobe reads
+// every rendition from pts 0 and the keyframes of all rungs at 0, 2, 4... s; in Chromium + hls.js
+// 1.7 both source buffers start at 0 and playback reaches `ended` without an error. The encoded
+// sizes are unchanged. Tried and not used:
+//   - `-hls_segment_options movflags=+negative_cts_offsets:use_editlist=0` (CMAF-style negative
+//     composition offsets, no edit list at all): right in Chromium, but ffmpeg's mov demuxer reads
+//     such a track from +2 frames (its `dts_shift`), 33 ms at 60 fps and 67 ms at 30 fps, so to
+//     ffmpeg the rungs' keyframes no longer line up;
+//   - `negative_cts_offsets` alone: 0 in Chromium only because it ignores the 66 ms empty edit that
+//     is still written; ffmpeg honours it (and the `dts_shift`) and reads the video from 0.133 s;
+//   - `use_editlist=0` alone, `-avoid_negative_ts make_zero`, `-output_ts_offset 0.0667`: the
+//     video still starts at 0.0667 s in Chromium;
+//   - `-bf 0`: still a 21 ms empty edit (the priming then sets the shift), and 14-19 % larger rungs.
+// Also known: the audio ends with a ~21 ms segment (AAC frames of 1024 samples do not end on the
+// segment boundary).
 
 /** x264 presets, fastest first. */
 export type X264Preset =
@@ -92,6 +119,8 @@ export interface LadderOutputLayout {
 }
 
 const AUDIO_NAME = 'audio';
+/** The samples of priming ffmpeg's native AAC encoder puts before the audio (its `initial_padding`). */
+const AAC_PRIMING_SAMPLES = 1024;
 const PLAYLIST = 'index.m3u8';
 // `%v` is the variant name (`-var_stream_map ... name:`), `%05d` the segment number.
 const SEGMENT_TEMPLATE = 'seg-%05d.m4s';
@@ -184,6 +213,10 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
       // mono is sent to both channels, so the one shared rendition has one layout.
       '-ac',
       String(plan.audio.channels),
+      // Later by the encoder's priming (1024 samples), so that the first AAC packet is at 0, not at
+      // -21 ms: the audio track then needs no edit (see the top of this file).
+      '-af',
+      `asetpts=PTS+${AAC_PRIMING_SAMPLES}/SR/TB`,
     );
   }
 
@@ -192,6 +225,10 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
     ...(layout.audio === null ? [] : [`a:0,name:${layout.audio.name}`]),
   ];
   args.push(
+    // No shift by the B-frame delay: every track starts at presentation time 0 without an empty edit
+    // (see the top of this file).
+    '-avoid_negative_ts',
+    'disabled',
     // No container tags or chapters from the source (a phone's GPS position stays private).
     '-map_metadata',
     '-1',

@@ -131,6 +131,52 @@ async function streamSpan(playlist: string, stream: string): Promise<number> {
   return Math.max(...ends) - Math.min(...starts);
 }
 
+/** The payloads of the boxes at `path` (e.g. `['moof', 'traf', 'tfdt']`) in an MP4 file or box body. */
+function boxes(bytes: Buffer, path: readonly string[]): Buffer[] {
+  const [type, ...rest] = path;
+  const found: Buffer[] = [];
+  for (let at = 0; at + 8 <= bytes.length; ) {
+    let size = bytes.readUInt32BE(at);
+    let header = 8;
+    if (size === 1) {
+      size = Number(bytes.readBigUInt64BE(at + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = bytes.length - at;
+    }
+    if (size < header) break;
+    if (bytes.toString('latin1', at + 4, at + 8) === type) {
+      const body = bytes.subarray(at + header, at + size);
+      found.push(...(rest.length === 0 ? [body] : boxes(body, rest)));
+    }
+    at += size;
+  }
+  return found;
+}
+
+/** The entries of an init segment's edit list (`elst`), as [segment duration, media time]. */
+function editList(init: Buffer): [number, number][] {
+  const [elst] = boxes(init, ['moov', 'trak', 'edts', 'elst']);
+  if (elst === undefined) return [];
+  const version = elst[0];
+  const entries: [number, number][] = [];
+  for (let i = 0, at = 8; i < elst.readUInt32BE(4); i++, at += version === 1 ? 20 : 12) {
+    entries.push(
+      version === 1
+        ? [Number(elst.readBigUInt64BE(at)), Number(elst.readBigInt64BE(at + 8))]
+        : [elst.readUInt32BE(at), elst.readInt32BE(at + 4)],
+    );
+  }
+  return entries;
+}
+
+/** A fragment's `tfdt` (baseMediaDecodeTime). */
+function decodeTime(segment: Buffer): number {
+  const [tfdt] = boxes(segment, ['moof', 'traf', 'tfdt']);
+  if (tfdt === undefined) throw new Error('no moof/traf/tfdt');
+  return tfdt[0] === 1 ? Number(tfdt.readBigUInt64BE(4)) : tfdt.readUInt32BE(4);
+}
+
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir('assetpipe-ladder-encode-'));
 });
@@ -250,6 +296,35 @@ describe.each([
       const text = await readFile(join(encoded.outDir, r.playlist), 'utf8');
       expect(text).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
       expect(text).toContain('#EXT-X-ENDLIST');
+    }
+  });
+
+  it('starts every rendition at presentation time 0, with no empty edit (browsers ignore those)', async () => {
+    const renditions = [...encoded.layout.rungs, ...(encoded.layout.audio ? [encoded.layout.audio] : [])];
+    for (const r of renditions) {
+      const playlist = join(encoded.outDir, r.playlist);
+      const { init, segments } = await readPlaylist(playlist);
+      // An empty edit (media time -1) delays the track; Chromium skips it. The video's one edit
+      // skips x264's B-frame delay (its media time), which Chromium applies; the audio's, if any,
+      // is the identity.
+      const edits = editList(await readFile(init));
+      expect(
+        edits.filter(([, mediaTime]) => mediaTime < 0),
+        `${r.name} empty edits`,
+      ).toEqual([]);
+      expect(edits.length, `${r.name} edits`).toBeLessThanOrEqual(1);
+      if (r.name === 'audio') expect(edits.every(([, mediaTime]) => mediaTime === 0)).toBe(true);
+      expect(decodeTime(await readFile(segments[0]!)), `${r.name} tfdt`).toBe(0);
+      // ffmpeg, which applies every edit, reads the first frame at 0 as well.
+      const out = await ffprobeJson([
+        '-show_entries',
+        'packet=pts_time',
+        '-read_intervals',
+        '%+#8',
+        playlist,
+      ]);
+      const pts = (out.packets as { pts_time: string }[]).map((p) => Number(p.pts_time));
+      expect(Math.min(...pts), `${r.name} first pts`).toBe(0);
     }
   });
 
