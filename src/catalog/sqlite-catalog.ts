@@ -1,5 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
+import { enableWal } from '../lib/sqlite-wal.js';
 import { sqliteWriteLock } from '../lib/sqlite-write-lock.js';
 import { KyselyCatalog } from './kysely-catalog.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
@@ -20,7 +21,7 @@ export async function openSqliteCatalog(file: string): Promise<KyselyCatalog> {
   try {
     // busy_timeout first, so that switching to WAL waits for a concurrent opener instead of failing.
     database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    const mode: unknown = database.pragma('journal_mode = WAL', { simple: true });
+    const mode = enableWal(database, BUSY_TIMEOUT_MS);
     if (file !== ':memory:' && mode !== 'wal')
       throw new Error(`could not enable WAL on ${file} (got ${String(mode)})`);
     database.pragma('synchronous = NORMAL');

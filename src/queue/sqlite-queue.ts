@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { newId } from '../domain/ids.js';
 import { errorMessage } from '../errors.js';
+import { enableWal } from '../lib/sqlite-wal.js';
 import { sqliteWriteLock, type WriteLock } from '../lib/sqlite-write-lock.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import {
@@ -288,7 +289,7 @@ export class SqliteJobQueue implements JobQueue {
     const db = new Database(options.file, { timeout: 10_000 });
     try {
       db.pragma('busy_timeout = 10000');
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      const mode = enableWal(db, 10_000);
       if (mode !== 'wal')
         this.logger.warn({ file: options.file, mode }, 'job queue: could not enable WAL mode');
       db.pragma('synchronous = NORMAL');
