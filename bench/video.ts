@@ -34,17 +34,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  DEFAULT_LADDER_SETTINGS,
-  type LadderPlan,
-  type LadderSource,
-  planLadder,
-  type Rung,
-} from '../src/domain/ladder.js';
+import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder, type Rung } from '../src/domain/ladder.js';
 import { run } from '../src/media/ffmpeg.js';
-import type { VideoProbe } from '../src/media/ffprobe-parse.js';
 import { encodeLadder, type LadderOutputLayout, type X264Preset } from '../src/media/ladder-encode.js';
 import { probeVideo } from '../src/media/video-probe.js';
+import { ladderSourceFromProbe } from '../src/pipeline/video/ladder-source.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(here, 'RESULTS.md');
@@ -90,27 +84,6 @@ async function measured(work: () => Promise<void>): Promise<Measured> {
 
 async function ffmpeg(args: string[]): Promise<void> {
   await run('ffmpeg', ['-hide_banner', '-v', 'error', '-nostdin', '-y', ...args], RUN);
-}
-
-/** What the probe step hands the planner (as test/medium/ladder-encode.test.ts maps it). */
-function ladderSource(probe: VideoProbe): LadderSource {
-  const v = probe.video;
-  return {
-    durationSec: probe.durationSec,
-    video:
-      v === null
-        ? null
-        : {
-            widthPx: v.displayWidth,
-            heightPx: v.displayHeight,
-            frameRateFps: v.frameRate,
-            variableFrameRate: v.variableFrameRate,
-            frameCount: v.frameCount,
-            dynamicRange: v.hdr ?? 'sdr',
-            bitDepth: v.bitDepth ?? 8,
-          },
-    audio: probe.audio === null ? null : { channels: probe.audio.channels },
-  };
 }
 
 /** The HLS fMP4 output flags both sides share (ladder-encode.ts writes the same). */
@@ -316,7 +289,7 @@ try {
 
   const probe = await probeVideo(source, RUN);
   const durationSec = probe.durationSec ?? SOURCE_SEC;
-  const plan = planLadder(ladderSource(probe), DEFAULT_LADDER_SETTINGS);
+  const plan = planLadder(ladderSourceFromProbe(probe), DEFAULT_LADDER_SETTINGS);
   const seg = plan.segmentDurationSec;
   const sourceFps = probe.video?.variableFrameRate ? null : (probe.video?.frameRate ?? null);
   const rungList = plan.rungs.map((r) => `${r.widthPx}x${r.heightPx}@${r.frameRate}`).join(', ');

@@ -1,16 +1,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DEFAULT_LADDER_SETTINGS,
-  type LadderPlan,
-  type LadderSource,
-  planLadder,
-} from '../../src/domain/ladder.js';
+import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder } from '../../src/domain/ladder.js';
 import { run } from '../../src/media/ffmpeg.js';
 import type { VideoProbe } from '../../src/media/ffprobe-parse.js';
 import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
 import { probeVideo } from '../../src/media/video-probe.js';
+import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // Real ffmpeg/ffprobe 5.1 on 4 s testsrc2 clips: one ladder encode each, then every acceptance check
@@ -35,27 +31,6 @@ async function ffprobeJson(args: string[]): Promise<Record<string, unknown>> {
   return JSON.parse(stdout) as Record<string, unknown>;
 }
 
-/** What the probe step will hand the planner (the pipeline's own mapping is not written yet). */
-function ladderSource(probe: VideoProbe): LadderSource {
-  const v = probe.video;
-  return {
-    durationSec: probe.durationSec,
-    video:
-      v === null
-        ? null
-        : {
-            widthPx: v.displayWidth,
-            heightPx: v.displayHeight,
-            frameRateFps: v.frameRate,
-            variableFrameRate: v.variableFrameRate,
-            frameCount: v.frameCount,
-            dynamicRange: v.hdr ?? 'sdr',
-            bitDepth: v.bitDepth ?? 8,
-          },
-    audio: probe.audio === null ? null : { channels: probe.audio.channels },
-  };
-}
-
 interface Encoded {
   source: string;
   probe: VideoProbe;
@@ -69,7 +44,7 @@ async function encodeClip(name: string, inputArgs: string[]): Promise<Encoded> {
   const source = join(dir, `${name}.mp4`);
   await ffmpeg(...inputArgs, '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', source);
   const probe = await probeVideo(source, RUN);
-  const plan = planLadder(ladderSource(probe), {
+  const plan = planLadder(ladderSourceFromProbe(probe), {
     ...DEFAULT_LADDER_SETTINGS,
     segmentDurationSec: SEGMENT_SEC,
   });
