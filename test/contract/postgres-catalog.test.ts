@@ -13,6 +13,7 @@ import {
   type LegacyDatabase,
   seedLegacyCatalog,
 } from './catalog.contract.js';
+import { expectOneClaimPerUpload } from './claim-race.js';
 
 const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -221,30 +222,7 @@ if (!reachability.ok && process.env.CI) {
         const [a, b] = catalogs;
         if (a === undefined || b === undefined) throw new Error('no catalogs');
         await Promise.all([a.migrate(), b.migrate()]);
-        const ids = Array.from({ length: 20 }, () => newId('upl'));
-        for (const id of ids) {
-          await a.createUpload({
-            id,
-            protocol: 'tus',
-            projectId: 'default',
-            mediaId: null,
-            filename: 'f.bin',
-            declaredType: null,
-            size: null,
-            key: `uploads/${id}`,
-            storeUploadId: null,
-            checksum: null,
-            state: 'open',
-            assetId: null,
-            createdBy: null,
-            createdAt: '2024-01-01T00:00:00.000Z',
-            expiresAt: '2024-01-02T00:00:00.000Z',
-          });
-        }
-        const results = await Promise.all(
-          ids.map((id) => Promise.all([a, b, a, b].map((catalog) => catalog.claimUploadCompletion(id)))),
-        );
-        expect(results.map((claims) => claims.filter(Boolean).length)).toEqual(ids.map(() => 1));
+        await expectOneClaimPerUpload(a, b, 'tus');
       } finally {
         await Promise.all(catalogs.map((c) => c.close()));
         await dropSchema(schema);

@@ -17,6 +17,7 @@ import {
   type LegacyDatabase,
   seedLegacyCatalog,
 } from './catalog.contract.js';
+import { expectOneClaimPerUpload } from './claim-race.js';
 
 const ALL_MIGRATIONS = ['0001_initial', '0002_catalog_ops', '0003_images'];
 
@@ -159,30 +160,7 @@ describe('SQLite catalog', () => {
     const a = await open(file);
     const b = await open(file);
     await Promise.all([a.migrate(), b.migrate()]);
-    const ids = Array.from({ length: 20 }, () => newId('upl'));
-    for (const id of ids) {
-      await a.createUpload({
-        id,
-        protocol: 'multipart',
-        projectId: 'default',
-        mediaId: null,
-        filename: 'f.bin',
-        declaredType: null,
-        size: null,
-        key: `uploads/${id}`,
-        storeUploadId: null,
-        checksum: null,
-        state: 'open',
-        assetId: null,
-        createdBy: null,
-        createdAt: '2024-01-01T00:00:00.000Z',
-        expiresAt: '2024-01-02T00:00:00.000Z',
-      });
-    }
-    const results = await Promise.all(
-      ids.map((id) => Promise.all([a, b, a, b].map((catalog) => catalog.claimUploadCompletion(id)))),
-    );
-    expect(results.map((claims) => claims.filter(Boolean).length)).toEqual(ids.map(() => 1));
+    const ids = await expectOneClaimPerUpload(a, b, 'multipart');
     for (const id of ids) expect((await b.getUpload(id))?.state).toBe('completing');
   });
 
