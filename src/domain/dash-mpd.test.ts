@@ -219,6 +219,41 @@ describe('writeDashManifest', () => {
     expect(audioOnly).toContain('<AdaptationSet id="0" contentType="audio" mimeType="audio/mp4" lang="en"');
   });
 
+  it('writes one video AdaptationSet per codec, in the order the codecs first come', () => {
+    const codec = (rep: DashVideoRepresentation, codecs: string) => ({
+      ...rep,
+      id: `${codecs.slice(0, 4)}-${rep.id}`,
+      codecs,
+    });
+    const mpd = writeDashManifest({
+      video: [
+        codec(rung('480p', 854, 480, [1_000_000, 1_000_000]), 'avc1.64001e'),
+        codec(rung('360p', 640, 360, [500_000, 500_000]), 'avc1.64001e'),
+        codec(rung('480p', 854, 480, [700_000, 700_000]), 'hvc1.1.6.L90.90'),
+        codec(rung('360p', 640, 360, [350_000, 350_000]), 'hvc1.1.6.L63.90'),
+        codec(rung('360p', 640, 360, [300_000, 300_000]), 'av01.0.04M.08'),
+      ],
+      audio,
+    });
+    const sets = [...mpd.matchAll(/<AdaptationSet ([^>]*)>([\s\S]*?)<\/AdaptationSet>/g)].map((m) => {
+      const id = /id="(\d+)"/.exec(m[1]!)?.[1];
+      const type = /contentType="(\w+)"/.exec(m[1]!)?.[1];
+      const reps = [...m[2]!.matchAll(/<Representation id="([^"]+)"/g)].map((r) => r[1]);
+      const aligned = m[1]!.includes('segmentAlignment="true"') ? ' aligned' : '';
+      return `${id} ${type}${aligned}: ${reps.join(' ')}`;
+    });
+    expect(sets).toEqual([
+      '0 video aligned: avc1-360p avc1-480p',
+      '1 video aligned: hvc1-360p hvc1-480p',
+      '2 video aligned: av01-360p',
+      '3 audio aligned: audio',
+    ]);
+    // Each set's maximum size is its own rungs': the AV1 set has only 360p.
+    expect(mpd).toContain(
+      '<AdaptationSet id="2" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" maxWidth="640" maxHeight="360">',
+    );
+  });
+
   it('writes rational frame rates and leaves out segmentAlignment when rungs are cut differently', () => {
     const ntsc = { ...rung('a', 640, 360, [500_000, 500_000]), frameRate: '30000/1001' };
     const other = { ...rung('b', 854, 480, [900_000, 900_000, 900_000]) };

@@ -56,7 +56,10 @@ export interface DashAudioRepresentation extends DashRepresentationBase {
 }
 
 export interface DashManifestInput {
-  /** Video rungs in any order; written sorted by bandwidth, lowest first. Empty: audio only. */
+  /**
+   * Video rungs in any order; written one AdaptationSet per codec, each sorted by bandwidth, lowest
+   * first. Empty: audio only.
+   */
   video: readonly DashVideoRepresentation[];
   /** The shared audio track; undefined for a video-only ladder. */
   audio?: DashAudioRepresentation;
@@ -262,6 +265,23 @@ function prepare(rep: DashRepresentationBase): PreparedRepresentation {
   };
 }
 
+/**
+ * Video representations grouped by codec (the sample entry before the first '.' of `codecs`:
+ * `avc1`, `hvc1`, `av01`), groups in the order their first member comes. A DASH player switches
+ * only within an AdaptationSet, and dash.js and Shaka expect one codec per set: each picks the set
+ * whose codec the browser decodes, then switches among its sizes.
+ */
+function codecGroups<T extends { rep: DashVideoRepresentation }>(entries: readonly T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const entry of entries) {
+    const key = entry.rep.codecs.split('.')[0]!;
+    const group = groups.get(key);
+    if (group) group.push(entry);
+    else groups.set(key, [entry]);
+  }
+  return [...groups.values()];
+}
+
 const indent = (lines: readonly string[], depth: number) =>
   lines.map((line) => `${'  '.repeat(depth)}${line}`);
 
@@ -271,8 +291,9 @@ function aligned(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Writes a static DASH MPD: one video AdaptationSet with every rung as a Representation (sorted by
- * bandwidth, lowest first) and one audio AdaptationSet. Each Representation's `bandwidth` is its
+ * Writes a static DASH MPD: one video AdaptationSet per codec (in the order the codecs first come
+ * in `video`), each with its rungs as Representations sorted by bandwidth, lowest first, and one
+ * audio AdaptationSet. Each Representation's `bandwidth` is its
  * own peak segment bit rate, measured as the HLS master measures it (RFC 8216 4.1 windows), rounded
  * up: in DASH, audio is a separate AdaptationSet, so it is not added to the video. The presentation
  * lasts as long as its longest track. Throws RangeError for input that cannot be written as a valid
@@ -297,12 +318,12 @@ export function writeDashManifest(input: DashManifestInput): string {
 
   const adaptationSets: string[] = [];
   let setId = 0;
-  if (videoPrepared.length > 0) {
-    videoPrepared.sort((a, b) => a.prepared.bandwidth - b.prepared.bandwidth || a.rep.height - b.rep.height);
-    const frameRates = videoPrepared.map(({ rep }) => frameRateText(rep.id, rep.frameRate));
-    const first = videoPrepared[0]!.prepared.boundariesSec;
+  for (const group of codecGroups(videoPrepared)) {
+    group.sort((a, b) => a.prepared.bandwidth - b.prepared.bandwidth || a.rep.height - b.rep.height);
+    const frameRates = group.map(({ rep }) => frameRateText(rep.id, rep.frameRate));
+    const first = group[0]!.prepared.boundariesSec;
     // Players may switch at any segment boundary only when the boundaries coincide in every rung.
-    const segmentsAligned = videoPrepared.every(({ prepared }) => aligned(prepared.boundariesSec, first));
+    const segmentsAligned = group.every(({ prepared }) => aligned(prepared.boundariesSec, first));
     const setAttributes = [
       xmlAttribute('id', setId++),
       xmlAttribute('contentType', 'video'),
@@ -310,10 +331,10 @@ export function writeDashManifest(input: DashManifestInput): string {
       ...(segmentsAligned ? [xmlAttribute('segmentAlignment', 'true')] : []),
       // Every segment starts with an IDR frame (keyframes forced at segment boundaries).
       xmlAttribute('startWithSAP', 1),
-      xmlAttribute('maxWidth', Math.max(...videoPrepared.map(({ rep }) => rep.width))),
-      xmlAttribute('maxHeight', Math.max(...videoPrepared.map(({ rep }) => rep.height))),
+      xmlAttribute('maxWidth', Math.max(...group.map(({ rep }) => rep.width))),
+      xmlAttribute('maxHeight', Math.max(...group.map(({ rep }) => rep.height))),
     ];
-    const representations = videoPrepared.flatMap(({ rep, prepared }, i) => {
+    const representations = group.flatMap(({ rep, prepared }, i) => {
       const attributes = [
         xmlAttribute('id', rep.id),
         xmlAttribute('bandwidth', prepared.bandwidth),

@@ -158,6 +158,29 @@ describe('writeMasterPlaylist', () => {
     );
   });
 
+  it("lists every codec's variants, each with its own CODECS, sorted by BANDWIDTH across codecs", () => {
+    const text = writeMasterPlaylist({
+      rungs: [
+        rung('720p', 1280, 720, [3_000_000, 3_000_000, 3_000_000]),
+        {
+          ...rung('hevc-720p', 1280, 720, [2_000_000, 2_000_000, 2_000_000]),
+          videoCodecs: 'hvc1.1.6.L93.90',
+        },
+        { ...rung('av1-720p', 1280, 720, [1_800_000, 1_800_000, 1_800_000]), videoCodecs: 'av01.0.05M.08' },
+      ],
+      audio,
+    });
+    expect(
+      [...text.matchAll(/^#EXT-X-STREAM-INF:BANDWIDTH=(\d+),.*CODECS="([^"]+)".*\n(.+)$/gm)].map(
+        (m) => `${m[3]} ${m[1]} ${m[2]}`,
+      ),
+    ).toEqual([
+      'av1-720p/index.m3u8 1928000 av01.0.05M.08,mp4a.40.2',
+      'hevc-720p/index.m3u8 2128000 hvc1.1.6.L93.90,mp4a.40.2',
+      '720p/index.m3u8 3128000 avc1.640028,mp4a.40.2',
+    ]);
+  });
+
   it('writes FRAME-RATE with three decimals', () => {
     const text = writeMasterPlaylist({
       rungs: [{ ...rung('480p', 854, 480, [1, 1, 1]), frameRate: 30_000 / 1001 }],
@@ -230,6 +253,17 @@ describe('codecString', () => {
       { codecName: 'hevc', profile: 'Main', level: 93, constraintBytes: [0x90, 0, 0, 0, 0, 0] },
       'hvc1.1.6.L93.90',
     ],
+    // What x265 (Main, 8-bit, 320x180) writes, as package-ladder reads it from the hvcC record.
+    [
+      { codecName: 'hevc', profile: 'Main', level: 60, tier: 'L', constraintBytes: [0x90, 0, 0, 0, 0, 0] },
+      'hvc1.1.6.L60.90',
+    ],
+    // AV1: profile, two-digit seq_level_idx, tier, two-digit bit depth.
+    [{ codecName: 'av1', profile: 'Main', level: 0 }, 'av01.0.00M.08'],
+    [{ codecName: 'av1', profile: 'Main', level: 8 }, 'av01.0.08M.08'],
+    [{ codecName: 'av1', profile: 'Main', level: 13, av1Tier: 'H', bitDepth: 10 }, 'av01.0.13H.10'],
+    [{ codecName: 'av1', profile: 'High', level: 31 }, 'av01.1.31M.08'],
+    [{ codecName: 'av1', profile: 'Professional', level: 12, bitDepth: 12 }, 'av01.2.12M.12'],
     [{ codecName: 'aac', profile: 'LC' }, 'mp4a.40.2'],
     [{ codecName: 'aac', profile: 'HE-AAC' }, 'mp4a.40.5'],
     [{ codecName: 'aac', profile: 'HE-AACv2' }, 'mp4a.40.29'],
@@ -245,7 +279,15 @@ describe('codecString', () => {
     [{ codecName: 'hevc', profile: 'Main', level: 40 }, /hevc level/],
     [{ codecName: 'hevc', profile: 'Rext', level: 120 }, /hevc profile/],
     [{ codecName: 'aac', profile: 'Main' }, /aac profile/],
-    [{ codecName: 'vp9', profile: 'Profile 0' }, /codec: expected h264, hevc or aac, got "vp9"/],
+    [{ codecName: 'av1', profile: 'Main' }, /av1 level/],
+    // 24-30 are not levels; 31 ("no level constraint") is.
+    [{ codecName: 'av1', profile: 'Main', level: 24 }, /av1 level: expected one of .* got 24/],
+    [
+      { codecName: 'av1', profile: 'Main 10', level: 8 },
+      /av1 profile: expected one of Main, High, Professional/,
+    ],
+    [{ codecName: 'av1', profile: 'Main', level: 8, bitDepth: 9 }, /av1 bit depth/],
+    [{ codecName: 'vp9', profile: 'Profile 0' }, /codec: expected h264, hevc, av1 or aac, got "vp9"/],
   ])('refuses %j', (codec, message) => {
     expect(() => codecString(codec)).toThrow(message);
   });

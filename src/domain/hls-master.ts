@@ -297,13 +297,13 @@ export function writeMasterPlaylist(input: MasterPlaylistInput): string {
 
 /** What ffprobe reports about a stream (`codec_name`, `profile`, `level`), plus optional detail. */
 export interface ProbedCodec {
-  /** ffprobe `codec_name`: `h264`, `hevc` or `aac`. */
+  /** ffprobe `codec_name`: `h264`, `hevc`, `av1` or `aac`. */
   codecName: string;
-  /** ffprobe `profile`, e.g. `High`, `Main 10`, `LC`. */
+  /** ffprobe `profile`, e.g. `High`, `Main 10`, `Main` (AV1), `LC`. */
   profile: string;
   /**
    * ffprobe `level`: H.264 level_idc (40 for 4.0), HEVC general_level_idc (120 for 4.0, i.e.
-   * 30 × level); unused for audio.
+   * 30 × level), AV1 seq_level_idx (0 for 2.0, 8 for 4.0, 31 for "no level"); unused for audio.
    */
   level?: number;
   /**
@@ -322,6 +322,10 @@ export interface ProbedCodec {
   constraintBytes?: readonly number[];
   /** HEVC only: the sample entry; Apple devices need `hvc1`. @default 'hvc1' */
   sampleEntry?: 'hvc1' | 'hev1';
+  /** AV1 only: seq_tier_0 of the av1C record, `M` (Main) or `H` (High). @default 'M' */
+  av1Tier?: 'M' | 'H';
+  /** AV1 only: bits per sample (av1C high_bitdepth / twelve_bit): 8, 10 or 12. @default 8 */
+  bitDepth?: number;
 }
 
 const H264_PROFILES: Record<string, { idc: number; flags: number }> = {
@@ -349,6 +353,12 @@ const HEVC_PROFILES: Record<string, { idc: number; compatibility: number }> = {
 
 // HEVC Table A.8 general_level_idc = 30 × level.
 const HEVC_LEVELS = new Set([30, 60, 63, 90, 93, 120, 123, 150, 153, 156, 180, 183, 186]);
+
+// AV1 seq_profile as ffprobe names it (AV1 specification 6.4.1).
+const AV1_PROFILES: Record<string, number> = { Main: 0, High: 1, Professional: 2 };
+
+// AV1 seq_level_idx: 0-23 are levels 2.0 to 7.3 (Annex A.3), 31 is "no level constraint".
+const AV1_LEVELS = new Set([...Array.from({ length: 24 }, (_, i) => i), 31]);
 
 // ISO/IEC 14496-3 audio object types as ffprobe names the AAC profiles.
 const AAC_OBJECT_TYPES: Record<string, number> = { LC: 2, 'HE-AAC': 5, 'HE-AACv2': 29 };
@@ -403,6 +413,21 @@ function hevcCodecString(codec: ProbedCodec): string {
   return parts.join('.');
 }
 
+// av01.P.LLT.DD (AV1 Codec ISO Media File Format Binding, "Codecs Parameter String"): profile,
+// two-digit seq_level_idx, tier, two-digit bit depth. The optional fields after it (monochrome,
+// chroma subsampling, colour) are left out: their defaults (4:2:0, BT.709) are what is encoded.
+function av1CodecString(codec: ProbedCodec): string {
+  const profile = AV1_PROFILES[codec.profile];
+  if (profile === undefined) throw unsupportedProfile(codec, AV1_PROFILES);
+  const level = requireLevel(codec, AV1_LEVELS);
+  const bitDepth = codec.bitDepth ?? 8;
+  if (![8, 10, 12].includes(bitDepth)) {
+    throw new RangeError(`av1 bit depth: expected 8, 10 or 12, got ${bitDepth}`);
+  }
+  const tier = codec.av1Tier ?? 'M';
+  return `av01.${profile}.${String(level).padStart(2, '0')}${tier}.${String(bitDepth).padStart(2, '0')}`;
+}
+
 function aacCodecString(codec: ProbedCodec): string {
   const objectType = AAC_OBJECT_TYPES[codec.profile];
   if (objectType === undefined) throw unsupportedProfile(codec, AAC_OBJECT_TYPES);
@@ -412,8 +437,9 @@ function aacCodecString(codec: ProbedCodec): string {
 
 /**
  * RFC 6381 codec string for a probed stream: `avc1.640028` (H.264 High 4.0), `hvc1.1.6.L120.90`
- * (HEVC Main 4.0), `mp4a.40.2` (AAC-LC). Throws RangeError for codecs, profiles or levels it does
- * not know rather than writing a string a player would misread.
+ * (HEVC Main 4.0), `av01.0.08M.08` (AV1 Main 4.0, 8-bit), `mp4a.40.2` (AAC-LC). Throws RangeError
+ * for codecs, profiles or levels it does not know rather than writing a string a player would
+ * misread.
  */
 export function codecString(codec: ProbedCodec): string {
   switch (codec.codecName) {
@@ -421,9 +447,11 @@ export function codecString(codec: ProbedCodec): string {
       return avcCodecString(codec);
     case 'hevc':
       return hevcCodecString(codec);
+    case 'av1':
+      return av1CodecString(codec);
     case 'aac':
       return aacCodecString(codec);
     default:
-      throw new RangeError(`codec: expected h264, hevc or aac, got ${JSON.stringify(codec.codecName)}`);
+      throw new RangeError(`codec: expected h264, hevc, av1 or aac, got ${JSON.stringify(codec.codecName)}`);
   }
 }

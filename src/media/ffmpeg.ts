@@ -42,7 +42,13 @@ export async function run(
   options: RunOptions,
 ): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
+    const child = spawn(tool, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: options.signal,
+      // SVT-AV1 prints a banner of ~1 kB per encoder to stderr whatever ffmpeg's -v says; at level 1
+      // it prints errors only, so the stderr tail of a failure still shows the error.
+      env: { ...process.env, SVT_LOG: '1' },
+    });
     const out: Buffer[] = [];
     let outBytes = 0;
     let overflow = false;

@@ -28,11 +28,13 @@ const OPTIONS: LadderEncodeOptions = {
 
 const HEAD = ['-hide_banner', '-v', 'error', '-nostdin', '-y', '-progress', 'pipe:1', '-nostats'];
 
-const rungArgs = (i: number, maxrate: number, gop: number) => [
+const rungArgs = (i: number, maxrate: number, gop: number, preset = 'veryfast') => [
   '-map',
   `[v${i}]`,
   `-c:v:${i}`,
   'libx264',
+  `-preset:v:${i}`,
+  preset,
   `-profile:v:${i}`,
   'high',
   `-pix_fmt:v:${i}`,
@@ -49,16 +51,9 @@ const rungArgs = (i: number, maxrate: number, gop: number) => [
   String(gop),
 ];
 
-const SHARED_VIDEO = [
-  '-preset:v',
-  'veryfast',
-  '-sc_threshold:v',
-  '0',
-  '-force_key_frames:v',
-  'expr:gte(t,n_forced*6)',
-];
+const SHARED_VIDEO = ['-sc_threshold:v', '0', '-force_key_frames:v', 'expr:gte(t,n_forced*6)'];
 
-const hlsTail = (variants: string) => [
+const hlsTail = (variants: string, init = 'init_%v.mp4') => [
   '-avoid_negative_ts',
   'disabled',
   '-map_metadata',
@@ -76,7 +71,7 @@ const hlsTail = (variants: string) => [
   '-hls_flags',
   'independent_segments',
   '-hls_fmp4_init_filename',
-  'init_%v.mp4',
+  init,
   '-hls_segment_filename',
   '/out/v1/%v/seg-%05d.m4s',
   '-var_stream_map',
@@ -132,12 +127,10 @@ describe('ladderEncodeArgs', () => {
         '[s0]scale=1280:720,setsar=1[v0];' +
         '[s1]fps=30/1,scale=854:480,setsar=1[v1];' +
         '[s2]fps=30/1,scale=640:360,setsar=1[v2]',
-      ...rungArgs(0, r720!, 360),
-      ...rungArgs(1, r480!, 180),
-      ...rungArgs(2, r360!, 180),
-      '-preset:v',
-      'fast',
-      ...SHARED_VIDEO.slice(2),
+      ...rungArgs(0, r720!, 360, 'fast'),
+      ...rungArgs(1, r480!, 180, 'fast'),
+      ...rungArgs(2, r360!, 180, 'fast'),
+      ...SHARED_VIDEO,
       ...hlsTail('v:0,name:h264-720p v:1,name:h264-480p v:2,name:h264-360p'),
     ]);
   });
@@ -188,11 +181,12 @@ describe('ladderEncodeArgs', () => {
       '2',
       '-af',
       'asetpts=PTS+1024/SR/TB',
-      ...hlsTail('a:0,name:audio'),
+      // ffmpeg 5.1 expands %v only with several variants: one variant's init file is named outright.
+      ...hlsTail('a:0,name:audio', 'init_audio.mp4'),
     ]);
   });
 
-  it('refuses what it cannot encode', () => {
+  it('encodes HEVC rungs with libx265 and refuses what it cannot encode', () => {
     const hevc = planLadder(
       {
         durationSec: 60,
@@ -208,7 +202,12 @@ describe('ladderEncodeArgs', () => {
       },
       { ...SETTINGS, codecs: ['h264', 'hevc'] },
     );
-    expect(() => ladderEncodeArgs(hevc, OPTIONS)).toThrow(/hevc-360p: only h264 rungs/);
+    const args = ladderEncodeArgs(hevc, OPTIONS);
+    // HEVC rungs: libx265, hvc1 (Apple's sample entry), forced keyframes as IDR, no scene cuts.
+    const at = args.indexOf('libx265');
+    expect(args.slice(at - 1, at + 1)).toEqual(['-c:v:1', 'libx265']);
+    expect(args).toEqual(expect.arrayContaining(['-tag:v:1', 'hvc1', '-forced-idr:v:1', '1']));
+    expect(args[args.indexOf('-x265-params:v:1') + 1]).toMatch(/scenecut=0:open-gop=0/);
     expect(() => ladderEncodeArgs(plan720p60(2), { ...OPTIONS, outDir: '/out/50%' })).toThrow(
       /must not contain "%"/,
     );

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { LadderPlan, Rung } from '../domain/ladder.js';
+import type { AudioPlan, LadderPlan, Rung } from '../domain/ladder.js';
 import { run } from './ffmpeg.js';
 import { ProgressParser, progressPercent } from './ffmpeg-progress.js';
 
@@ -95,7 +95,9 @@ export interface LadderEncodeOptions {
    */
   audioStreamIndex?: number;
   /**
-   * x264 preset of every rung; the bench compares against plain ffmpeg at the same preset.
+   * x264 preset of every H.264 rung; the bench compares against plain ffmpeg at the same preset.
+   * HEVC rungs get the x265 preset of the same name, AV1 rungs an SVT-AV1 preset of about the
+   * same speed (`SVT_AV1_PRESET`).
    * @default 'veryfast'
    */
   preset?: X264Preset;
@@ -139,28 +141,9 @@ export function ladderOutputLayout(plan: LadderPlan, outDir: string): LadderOutp
   };
 }
 
-/**
- * The ffmpeg arguments (no `ffmpeg` itself) that encode `plan` from `options.input` into CMAF
- * segments and VOD media playlists under `options.outDir`, with `-progress pipe:1` on stdout. Pure.
- * Throws an Error for a plan it cannot encode yet (HEVC/AV1 rungs), a plan with nothing to encode,
- * or an `outDir` containing `%` (the muxer's templates would expand it).
- */
-export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions): string[] {
-  const { outDir } = options;
-  if (outDir.includes('%')) {
-    throw new Error(`outDir must not contain "%" (ffmpeg's segment templates expand it), got ${outDir}`);
-  }
-  if (plan.rungs.length === 0 && plan.audio === null) {
-    throw new Error('the ladder plan has neither video rungs nor audio: nothing to encode');
-  }
-  const other = plan.rungs.find((r) => r.codec !== 'h264');
-  if (other !== undefined) {
-    throw new Error(`rung ${other.id}: only h264 rungs can be encoded yet, got ${other.codec}`);
-  }
-
-  const layout = ladderOutputLayout(plan, outDir);
-  const seg = plan.segmentDurationSec;
-  const args = [
+/** What every encode of the ladder starts with (before its inputs). Pure. */
+export function ffmpegCommonArgs(): string[] {
+  return [
     '-hide_banner',
     // Errors only: the stderr tail attached to a failure should show the error, not x264's stats.
     '-v',
@@ -172,6 +155,22 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
     '-progress',
     'pipe:1',
     '-nostats',
+  ];
+}
+
+/**
+ * The ffmpeg arguments (no `ffmpeg` itself) that encode `plan` from `options.input` into CMAF
+ * segments and VOD media playlists under `options.outDir`, with `-progress pipe:1` on stdout. Pure.
+ * Throws an Error for a plan with nothing to encode or an `outDir` containing `%` (the muxer's
+ * templates would expand it).
+ */
+export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions): string[] {
+  if (plan.rungs.length === 0 && plan.audio === null) {
+    throw new Error('the ladder plan has neither video rungs nor audio: nothing to encode');
+  }
+  const seg = plan.segmentDurationSec;
+  const args = [
+    ...ffmpegCommonArgs(),
     // `file:` keeps a name beginning with "-" or containing "proto:" from being read as anything
     // else. ffmpeg autorotates while decoding (display matrix), so frames arrive at the display size
     // the plan's rung sizes are computed from.
@@ -182,49 +181,72 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
   if (plan.rungs.length > 0) {
     args.push('-filter_complex', videoFilterGraph(plan, options));
     plan.rungs.forEach((rung, i) => {
-      args.push('-map', `[v${i}]`, ...rungEncoderArgs(rung, i));
+      args.push('-map', `[v${i}]`, ...rungEncoderArgs(rung, i, options.preset ?? 'veryfast'));
     });
-    args.push(
-      // The same x264 preset for every rung.
-      '-preset:v',
-      options.preset ?? 'veryfast',
-      // No scene-cut keyframes: they would differ between rungs and split segments unevenly.
-      '-sc_threshold:v',
-      '0',
-      // A keyframe at the first frame at or after every multiple of the segment duration: the same
-      // instants in every rung whatever its frame rate, and the hls muxer cuts segments there.
-      '-force_key_frames:v',
-      `expr:gte(t,n_forced*${seg})`,
-    );
+    // A keyframe at the first frame at or after every multiple of the segment duration: the same
+    // instants in every rung whatever its frame rate, and the hls muxer cuts segments there.
+    args.push(...forcedKeyframeArgs(`gte(t,n_forced*${seg})`));
   }
 
   if (plan.audio !== null) {
     const source = options.audioStreamIndex === undefined ? '0:a:0' : `0:${options.audioStreamIndex}`;
-    args.push(
-      '-map',
-      source,
-      // ffmpeg's native AAC encoder writes AAC-LC unless told otherwise (5.1's generic -profile
-      // has no AAC names to say it with).
-      '-c:a',
-      'aac',
-      '-b:a',
-      String(plan.audio.bitrateBps),
-      // Stereo for every source: 5.1 is downmixed (centre and surrounds at -3 dB, LFE left out),
-      // mono is sent to both channels, so the one shared rendition has one layout.
-      '-ac',
-      String(plan.audio.channels),
-      // Later by the encoder's priming (1024 samples), so that the first AAC packet is at 0, not at
-      // -21 ms: the audio track then needs no edit (see the top of this file).
-      '-af',
-      `asetpts=PTS+${AAC_PRIMING_SAMPLES}/SR/TB`,
-    );
+    args.push(...audioEncodeArgs(plan.audio, source));
   }
+  args.push(...hlsOutputArgs(plan, options.outDir));
+  return args;
+}
 
+/**
+ * Keyframes only where `expression` (a `-force_key_frames expr:`) forces them, for every video
+ * stream of the output file that follows. Pure.
+ */
+export function forcedKeyframeArgs(expression: string): string[] {
+  return [
+    // No scene-cut keyframes: they would differ between rungs and split segments unevenly.
+    '-sc_threshold:v',
+    '0',
+    '-force_key_frames:v',
+    `expr:${expression}`,
+  ];
+}
+
+/** Maps input stream `source` (`0:a:0`, `1:3`) to the ladder's one AAC rendition. Pure. */
+export function audioEncodeArgs(audio: AudioPlan, source: string): string[] {
+  return [
+    '-map',
+    source,
+    // ffmpeg's native AAC encoder writes AAC-LC unless told otherwise (5.1's generic -profile
+    // has no AAC names to say it with).
+    '-c:a',
+    'aac',
+    '-b:a',
+    String(audio.bitrateBps),
+    // Stereo for every source: 5.1 is downmixed (centre and surrounds at -3 dB, LFE left out),
+    // mono is sent to both channels, so the one shared rendition has one layout.
+    '-ac',
+    String(audio.channels),
+    // Later by the encoder's priming (1024 samples), so that the first AAC packet is at 0, not at
+    // -21 ms: the audio track then needs no edit (see the top of this file).
+    '-af',
+    `asetpts=PTS+${AAC_PRIMING_SAMPLES}/SR/TB`,
+  ];
+}
+
+/**
+ * The output half of the command: the `hls` muxer writing the layout of `ladderOutputLayout` from
+ * the mapped video streams (the plan's rungs, in order) and audio. Pure. Throws an Error for an
+ * `outDir` containing `%` (the muxer's templates would expand it).
+ */
+export function hlsOutputArgs(plan: LadderPlan, outDir: string): string[] {
+  if (outDir.includes('%')) {
+    throw new Error(`outDir must not contain "%" (ffmpeg's segment templates expand it), got ${outDir}`);
+  }
+  const layout = ladderOutputLayout(plan, outDir);
   const variants = [
     ...layout.rungs.map((r, i) => `v:${i},name:${r.name}`),
     ...(layout.audio === null ? [] : [`a:0,name:${layout.audio.name}`]),
   ];
-  args.push(
+  return [
     // No shift by the B-frame delay: every track starts at presentation time 0 without an empty edit
     // (see the top of this file).
     '-avoid_negative_ts',
@@ -237,7 +259,7 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
     '-f',
     'hls',
     '-hls_time',
-    String(seg),
+    String(plan.segmentDurationSec),
     // VOD: every segment stays listed (no sliding window) and the playlist ends with EXT-X-ENDLIST.
     '-hls_playlist_type',
     'vod',
@@ -248,7 +270,11 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
     '-hls_flags',
     'independent_segments',
     '-hls_fmp4_init_filename',
-    INIT_TEMPLATE,
+    // ffmpeg 5.1 expands `%v` here only when there are several variants: an audio-only plan (or one
+    // rung without audio) would get a file literally named `init_%v.mp4`.
+    variants.length === 1
+      ? INIT_TEMPLATE.replace('%v', (layout.audio ?? layout.rungs[0]!).name)
+      : INIT_TEMPLATE,
     '-hls_segment_filename',
     join(outDir, '%v', SEGMENT_TEMPLATE),
     // One variant per rung and one for the audio: the audio cannot be mapped into two variants
@@ -257,22 +283,38 @@ export function ladderEncodeArgs(plan: LadderPlan, options: LadderEncodeOptions)
     '-var_stream_map',
     variants.join(' '),
     join(outDir, '%v', PLAYLIST),
-  );
-  return args;
+  ];
+}
+
+/** Where a filter graph differs from the one-piece encode's (a chunk's graph, chunk-encode.ts). */
+export interface VideoGraphShape {
+  /** Filters on the source's frames before the tone map and the split. @default none */
+  head?: readonly string[];
+  /**
+   * A rung's timing filters (frame rate, trims, timestamps), before its scale.
+   * @default `fps` when the rung's rate differs from the source's ({@link rungFrameRateFilters})
+   */
+  timing?: (rung: Rung) => string[];
 }
 
 /**
  * `[0:v]` -> (tone map) -> split -> per rung: fps (when it differs), scale, setsar -> `[v<i>]`.
  * The tone map runs once, before the split: every rung shares one SDR look for one conversion's cost.
+ * Pure.
  */
-function videoFilterGraph(plan: LadderPlan, options: LadderEncodeOptions): string {
+export function videoFilterGraph(
+  plan: LadderPlan,
+  options: Pick<LadderEncodeOptions, 'videoStreamIndex' | 'sourceFrameRateFps'>,
+  shape: VideoGraphShape = {},
+): string {
   const source = options.videoStreamIndex === undefined ? '0:v:0' : `0:${options.videoStreamIndex}`;
-  const shared: string[] = [];
+  const timing = shape.timing ?? ((rung: Rung) => rungFrameRateFilters(rung, options.sourceFrameRateFps));
+  const shared: string[] = [...(shape.head ?? [])];
   if (plan.toneMapFrom !== null) shared.push(...toneMapFilters(plan.toneMapFrom));
   const n = plan.rungs.length;
   const branches = plan.rungs.map((rung, i) => {
     const input = n === 1 ? '' : `[s${i}]`;
-    return `${input}${rungFilters(rung, options.sourceFrameRateFps).join(',')}[v${i}]`;
+    return `${input}${[...timing(rung), ...rungScaleFilters(rung)].join(',')}[v${i}]`;
   });
   if (n === 1) {
     return `[${source}]${[...shared, branches[0]].join(',')}`;
@@ -281,20 +323,23 @@ function videoFilterGraph(plan: LadderPlan, options: LadderEncodeOptions): strin
   return [`[${source}]${[...shared, split].join(',')}`, ...branches].join(';');
 }
 
-function rungFilters(rung: Rung, sourceFps: number | null): string[] {
-  const filters: string[] = [];
+/** The one-piece encode's rate conversion of a rung: none when the source already runs at its rate. */
+export function rungFrameRateFilters(rung: Rung, sourceFps: number | null): string[] {
   // Before the scale, so a halved rate scales half the frames. The fps filter duplicates or drops
   // frames to a constant rate (also what makes a variable-rate source constant).
   if (sourceFps === null || Math.abs(sourceFps - rung.frameRateFps) > 1e-6) {
-    filters.push(`fps=${rung.frameRate}`);
+    return [`fps=${rung.frameRate}`];
   }
-  filters.push(
+  return [];
+}
+
+function rungScaleFilters(rung: Rung): string[] {
+  return [
     `scale=${rung.widthPx}:${rung.heightPx}`,
     // scale keeps the display aspect by changing the sample aspect (854x480 from 1920x1080 would get
     // 1280:1281); square pixels are what players and the master's RESOLUTION assume.
     'setsar=1',
-  );
-  return filters;
+  ];
 }
 
 /**
@@ -316,32 +361,102 @@ function toneMapFilters(from: 'pq' | 'hlg'): string[] {
   ];
 }
 
+// SVT-AV1 presets (0 slowest .. 13 fastest) for the x264 preset the ladder runs at: 10-12 are the
+// ones usable on a CPU. Rough match, measured once on 4 s of 720p here (ffmpeg 5.1, SVT-AV1 1.4.1):
+// x264 veryfast 3.0 s, x265 veryfast 5.7 s, SVT 12 3.5 s, 11 3.9 s, 10 4.3 s, 8 6.4 s.
+const SVT_AV1_PRESET: Readonly<Record<X264Preset, number>> = {
+  ultrafast: 12,
+  superfast: 12,
+  veryfast: 11,
+  faster: 10,
+  fast: 10,
+  medium: 8,
+  slow: 6,
+  slower: 5,
+  veryslow: 4,
+};
+
 /** Encoder options for output video stream `i` (`:v:<i>` addresses the i-th video stream). */
-function rungEncoderArgs(rung: Rung, i: number): string[] {
+function rungEncoderArgs(rung: Rung, i: number, preset: X264Preset): string[] {
   const v = `:v:${i}`;
-  return [
-    `-c${v}`,
-    'libx264',
-    // A ceiling: x264 writes High only when it uses High's tools (it does at veryfast and slower).
-    `-profile${v}`,
-    rung.profile,
-    `-pix_fmt${v}`,
-    rung.pixelFormat,
-    // Capped CRF: quality-defined, with the peaks clipped by the VBV (maxrate + bufsize).
-    `-crf${v}`,
-    String(rung.crf),
-    `-maxrate${v}`,
-    String(rung.maxrateBps),
-    `-bufsize${v}`,
-    String(rung.bufsizeBits),
-    // The encoder's own keyframe interval is never shorter than a segment, so only the forced
-    // keyframes start GOPs. x264 clamps keyint_min to keyint/2+1; with scene cuts off it only
-    // keeps x264 from placing an IDR on its own.
-    `-g${v}`,
-    String(rung.gopFrames),
-    `-keyint_min${v}`,
-    String(rung.gopFrames),
-  ];
+  // Capped CRF: quality-defined, with the peaks clipped by the VBV (maxrate + bufsize).
+  const cappedCrf = [`-crf${v}`, String(rung.crf), `-maxrate${v}`, String(rung.maxrateBps)];
+  const vbv = [`-bufsize${v}`, String(rung.bufsizeBits)];
+  const pixelFormat = [`-pix_fmt${v}`, rung.pixelFormat];
+  // Every encoder keeps its own keyframe interval at least a segment long, so only the forced
+  // keyframes (-force_key_frames, the same instants for every rung) start GOPs.
+  const gop = String(rung.gopFrames);
+  switch (rung.codec) {
+    case 'h264':
+      return [
+        `-c${v}`,
+        'libx264',
+        `-preset${v}`,
+        preset,
+        // A ceiling: x264 writes High only when it uses High's tools (it does at veryfast and slower).
+        `-profile${v}`,
+        rung.profile,
+        ...pixelFormat,
+        ...cappedCrf,
+        ...vbv,
+        // x264 clamps keyint_min to keyint/2+1; with scene cuts off (-sc_threshold 0) it only keeps
+        // x264 from placing an IDR on its own.
+        `-g${v}`,
+        gop,
+        `-keyint_min${v}`,
+        gop,
+      ];
+    case 'hevc':
+      return [
+        `-c${v}`,
+        'libx265',
+        `-preset${v}`,
+        preset,
+        // 8-bit Main; x265 writes no higher profile than asked.
+        `-profile${v}`,
+        rung.profile,
+        ...pixelFormat,
+        ...cappedCrf,
+        ...vbv,
+        // `hvc1` sample entry (parameter sets in the init segment only): Safari and Apple devices
+        // play HEVC in fMP4 only under hvc1, Chromium takes it too; ffmpeg's default is hev1.
+        `-tag${v}`,
+        'hvc1',
+        // Without it libx265 turns a forced keyframe into a non-IDR I frame whose packet is not
+        // flagged as a keyframe (ffmpeg 5.1): the hls muxer does not cut there, and x265 places its
+        // own IDR at keyint (checked here: -g 45 at 30 fps gave keyframes at 0 and 1.5 s instead of
+        // 0 and 1 s; with forced-idr, 0 and 1 s).
+        `-forced-idr${v}`,
+        '1',
+        // -sc_threshold does not reach x265: scenecut=0 turns its scene cuts off. Closed GOPs, so a
+        // segment decodes without the one before. Only errors on stderr (x265 prints its settings).
+        `-x265-params${v}`,
+        `log-level=error:scenecut=0:open-gop=0:keyint=${gop}:min-keyint=${gop}`,
+      ];
+    case 'av1':
+      return [
+        `-c${v}`,
+        'libsvtav1',
+        `-preset${v}`,
+        String(SVT_AV1_PRESET[preset]),
+        // Main: 8- and 10-bit 4:2:0 (SVT-AV1 writes nothing else for yuv420p).
+        `-profile${v}`,
+        rung.profile,
+        ...pixelFormat,
+        // Capped CRF: ffmpeg 5.1 passes -maxrate to SVT-AV1 1.4.1 as its max bit rate, which makes
+        // its rate control "capped CRF" (its own log says so). -bufsize is not passed on by 5.1's
+        // wrapper: SVT sizes its own buffer, so the VBV of the other codecs is not guaranteed here.
+        ...cappedCrf,
+        `-g${v}`,
+        gop,
+        // enable-force-key-frames: without it SVT-AV1 ignores ffmpeg's forced keyframes (checked:
+        // -g 45 at 30 fps gave 0 and 1.5 s; with it 0, 1, 2, 3 s and no others). scd=0: no scene-cut
+        // keyframes. irefresh-type=2: closed-GOP key frames, not forward keyframes.
+        // SVT-AV1 writes its banner to stderr whatever ffmpeg's -v says: `run` sets SVT_LOG=1.
+        `-svtav1-params${v}`,
+        'enable-force-key-frames=1:scd=0:irefresh-type=2',
+      ];
+  }
 }
 
 export interface EncodeLadderOptions extends LadderEncodeOptions {
@@ -362,7 +477,24 @@ export async function encodeLadder(
   plan: LadderPlan,
   options: EncodeLadderOptions,
 ): Promise<LadderOutputLayout> {
-  const args = ladderEncodeArgs(plan, options);
+  await runWithProgress(ladderEncodeArgs(plan, options), options);
+  return ladderOutputLayout(plan, options.outDir);
+}
+
+export interface ProgressRunOptions {
+  /** The output's expected duration in seconds, for the per cent; null: only 100 at the end. */
+  durationSec: number | null;
+  /** Called with whole per cents, each value at most once, increasing; 100 when ffmpeg finishes. */
+  onProgress?: ((percent: number) => void) | undefined;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Runs ffmpeg with `args` (which print `-progress pipe:1`, as {@link ffmpegCommonArgs} does) and
+ * reports whole per cents of `durationSec`. Rejects with a `ToolError` as `run` does.
+ */
+export async function runWithProgress(args: readonly string[], options: ProgressRunOptions): Promise<void> {
   const parser = new ProgressParser();
   let last = -1;
   const report = (percent: number) => {
@@ -385,5 +517,8 @@ export async function encodeLadder(
   });
   // ffmpeg prints `progress=end` before it exits; a zero exit without it still means done.
   report(100);
-  return ladderOutputLayout(plan, options.outDir);
 }
+
+// Exported apart from its declaration: chunk-encode.ts gives each rung's chunk file the very encoder
+// options of the one-piece encode.
+export { rungEncoderArgs };

@@ -11,6 +11,7 @@ import {
   type AudioRenditionMedia,
   codecString,
   type MeasuredMedia,
+  type ProbedCodec,
   type VideoRungMedia,
   variantBandwidth,
   writeMasterPlaylist,
@@ -47,15 +48,17 @@ export interface PackageLadderOptions extends RunOptions {
 }
 
 export interface PackagedVariant {
-  /** The rung id (`h264-480p`). */
+  /** The rung id (`h264-480p`), or `audio` for the one variant of an audio-only package. */
   id: string;
+  /** Pixels; 0 for the audio-only variant. */
   width: number;
+  /** Pixels; 0 for the audio-only variant. */
   height: number;
   /** BANDWIDTH as written to the master (bit/s, audio rendition included). */
   bandwidth: number;
   /** AVERAGE-BANDWIDTH as written to the master (bit/s, audio rendition included). */
   averageBandwidth: number;
-  /** CODECS as written to the master: video, then audio (`avc1.64001f,mp4a.40.2`). */
+  /** CODECS as written to the master: video, then audio (`avc1.64001f,mp4a.40.2`); audio alone for audio only. */
   codecs: string;
 }
 
@@ -66,7 +69,7 @@ export interface PackagedLadder {
   mpdPath: string;
   /** What validateHlsPackage found; empty means the package may be published. */
   findings: Finding[];
-  /** One per video rung, in the plan's order. */
+  /** One per video rung, in the plan's order; for an audio-only plan, the one audio variant. */
   variants: PackagedVariant[];
 }
 
@@ -168,7 +171,7 @@ export async function packageLadder(options: PackageLadderOptions): Promise<Pack
 
   const renditions = [...rungs, ...(audio ? [audio] : [])];
   const sizes = new Map(renditions.flatMap((rendition) => [...rendition.sizes]));
-  const variants: PackagedVariant[] = rungMedia.map((media, i) => {
+  const rungVariants: PackagedVariant[] = rungMedia.map((media, i) => {
     const bandwidth = variantBandwidth(media.media, audioMedia?.media);
     return {
       id: plan.rungs[i]!.id,
@@ -179,6 +182,12 @@ export async function packageLadder(options: PackageLadderOptions): Promise<Pack
       codecs: [rungProbes[i]!.codecs, ...(audioMedia ? [audioMedia.codecs] : [])].join(','),
     };
   });
+  // Audio only: the master's one variant is the audio playlist itself (writeMasterPlaylist).
+  const variants =
+    rungs.length === 0 && audio !== null && audioMedia !== undefined
+      ? [audioOnlyVariant(audio, audioMedia)]
+      : rungVariants;
+  const variantPlaylists = rungs.length === 0 && audio !== null ? [audio] : rungs;
   const findings = validateHlsPackage({
     masterPath: MASTER,
     masterText,
@@ -188,10 +197,22 @@ export async function packageLadder(options: PackageLadderOptions): Promise<Pack
     sizeOf: (path) => sizes.get(path),
     expectedDurationSec: options.expectedDurationSec,
     expectedCodecs: Object.fromEntries(
-      rungs.map((rendition, i) => [rendition.playlistPath, variants[i]!.codecs]),
+      variantPlaylists.map((rendition, i) => [rendition.playlistPath, variants[i]!.codecs]),
     ),
   });
   return { masterPath, mpdPath, findings, variants };
+}
+
+function audioOnlyVariant(audio: ReadRendition, media: AudioRenditionMedia): PackagedVariant {
+  const bandwidth = variantBandwidth(media.media);
+  return {
+    id: audio.output.name,
+    width: 0,
+    height: 0,
+    bandwidth: bandwidth.bandwidth,
+    averageBandwidth: bandwidth.averageBandwidth,
+    codecs: media.codecs,
+  };
 }
 
 /**
@@ -320,7 +341,7 @@ interface FfprobeStream {
  * the sample description but no frame to read the SPS from). The concatenation is what a player
  * feeds its decoder, and the mov demuxer reads the track's timescale from it as `time_base`.
  */
-async function probeTrack(
+export async function probeTrack(
   outDir: string,
   rendition: ReadRendition,
   kind: 'video' | 'audio',
@@ -330,10 +351,8 @@ async function probeTrack(
   if (first === undefined) {
     throw new Error(`${rendition.playlistPath}: no segment exists to read the codec from`);
   }
-  const bytes = Buffer.concat([
-    await readFile(join(outDir, rendition.init.path)),
-    await readFile(join(outDir, first.path)),
-  ]);
+  const init = await readFile(join(outDir, rendition.init.path));
+  const bytes = Buffer.concat([init, await readFile(join(outDir, first.path))]);
   const dir = await mkdtemp(join(tmpdir(), 'assetpipe-package-probe-'));
   try {
     const file = join(dir, 'probe.mp4');
@@ -371,6 +390,7 @@ async function probeTrack(
         codecName: stream.codec_name ?? 'unknown',
         profile: stream.profile ?? 'unknown',
         ...(stream.level === undefined ? {} : { level: stream.level }),
+        ...sampleEntryDetails(init),
       }),
       timescale: Number(timeBase[1]),
       width: stream.width ?? 0,
@@ -381,4 +401,74 @@ async function probeTrack(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The payloads of the boxes at `path` (`['moov', 'trak']`) in `bytes`, an MP4 file or box body. */
+function boxes(bytes: Buffer, path: readonly string[]): Buffer[] {
+  const [type, ...rest] = path;
+  const found: Buffer[] = [];
+  for (let at = 0; at + 8 <= bytes.length; ) {
+    let size = bytes.readUInt32BE(at);
+    let header = 8;
+    if (size === 1 && at + 16 <= bytes.length) {
+      size = Number(bytes.readBigUInt64BE(at + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = bytes.length - at;
+    }
+    if (size < header || at + size > bytes.length) break;
+    if (bytes.toString('latin1', at + 4, at + 8) === type) {
+      const body = bytes.subarray(at + header, at + size);
+      found.push(...(rest.length === 0 ? [body] : boxes(body, rest)));
+    }
+    at += size;
+  }
+  return found;
+}
+
+// A visual sample entry's own fields (ISO/IEC 14496-12 12.1.3) take 78 bytes after the box header;
+// the decoder configuration box (avcC, hvcC, av1C) follows them.
+const VISUAL_SAMPLE_ENTRY_FIELDS = 78;
+
+/**
+ * What ffprobe does not print but the codec string needs, read from the init segment's sample
+ * entry and decoder configuration record: the sample entry (`hvc1` or `hev1`: players treat them
+ * differently), H.264 constraint flags (avcC), HEVC tier and constraint bytes (hvcC), AV1 tier and
+ * bit depth (av1C). Empty for audio and for anything unreadable (codecString's defaults apply).
+ */
+export function sampleEntryDetails(init: Buffer): Partial<ProbedCodec> {
+  const [stsd] = boxes(init, ['moov', 'trak', 'mdia', 'minf', 'stbl', 'stsd']);
+  // stsd: version and flags, entry count, then the sample entries.
+  if (stsd === undefined || stsd.length < 16) return {};
+  const entrySize = stsd.readUInt32BE(8);
+  const entryType = stsd.toString('latin1', 12, 16);
+  const children = stsd.subarray(16 + VISUAL_SAMPLE_ENTRY_FIELDS, 8 + entrySize);
+  if (entryType === 'avc1' || entryType === 'avc3') {
+    const [avcC] = boxes(children, ['avcC']);
+    // configurationVersion, AVCProfileIndication, profile_compatibility (the constraint flags), level.
+    return avcC && avcC.length >= 4 ? { constraintFlags: avcC[2]! } : {};
+  }
+  if (entryType === 'hvc1' || entryType === 'hev1') {
+    const [hvcC] = boxes(children, ['hvcC']);
+    if (!hvcC || hvcC.length < 13) return { sampleEntry: entryType };
+    // configurationVersion; profile_space(2) tier(1) profile_idc(5); 4 compatibility bytes; 6
+    // constraint indicator bytes; level.
+    return {
+      sampleEntry: entryType,
+      tier: (hvcC[1]! & 0x20) !== 0 ? 'H' : 'L',
+      constraintBytes: [...hvcC.subarray(6, 12)],
+    };
+  }
+  if (entryType === 'av01') {
+    const [av1C] = boxes(children, ['av1C']);
+    if (!av1C || av1C.length < 3) return {};
+    // marker and version; seq_profile(3) seq_level_idx_0(5); seq_tier_0, high_bitdepth, twelve_bit...
+    const flags = av1C[2]!;
+    const highBitDepth = (flags & 0x40) !== 0;
+    return {
+      av1Tier: (flags & 0x80) !== 0 ? 'H' : 'M',
+      bitDepth: highBitDepth ? ((flags & 0x20) !== 0 ? 12 : 10) : 8,
+    };
+  }
+  return {};
 }
