@@ -201,6 +201,10 @@ export class KyselyCatalog implements Catalog {
     return runs.listUnfinishedRuns(this.#db, limit);
   }
 
+  async setRunProgress(runId: string, percent: number): Promise<void> {
+    return runs.setRunProgress(this.#cdb, runId, percent);
+  }
+
   async startRun(runId: string, at: string): Promise<Run> {
     return runs.startRun(this.#cdb, runId, at);
   }

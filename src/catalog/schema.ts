@@ -85,6 +85,8 @@ export interface RunsTable {
   status: RunStatus;
   error: string | null;
   attempts: number;
+  /** Per cent done (0-100), as the steps report it; 100 once published. */
+  progress: number;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;

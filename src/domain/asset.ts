@@ -111,6 +111,8 @@ export interface Run {
   error: string | null;
   /** How many times a worker took this run up (1 unless a worker died or a retry happened). */
   attempts: number;
+  /** Per cent done (0-100) as the steps report it (a video's encode from ffmpeg's -progress). */
+  progress: number;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

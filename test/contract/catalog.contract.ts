@@ -216,6 +216,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         status: 'queued',
         error: null,
         attempts: 0,
+        progress: 0,
         createdAt: input.uploadedAt,
         startedAt: null,
         finishedAt: null,
@@ -361,6 +362,27 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
       const second = await catalog.startRun(runId, at(300));
       expect(second).toMatchObject({ status: 'running', attempts: 2, startedAt: at(200), finishedAt: null });
       expect(await catalog.getRun(runId)).toEqual(second);
+    });
+
+    it('setRunProgress records per cent on an unfinished run; publishing sets 100, finished runs keep theirs', async () => {
+      const { runId } = await create();
+      expect((await catalog.getRun(runId))?.progress).toBe(0);
+      await catalog.startRun(runId, at(200));
+      await catalog.setRunProgress(runId, 41.6);
+      expect((await catalog.getRun(runId))?.progress).toBe(42);
+      await catalog.setRunProgress(runId, 140);
+      expect((await catalog.getRun(runId))?.progress).toBe(100);
+      await catalog.setRunProgress(runId, 10);
+      await catalog.publishRun(runId, {}, at(300));
+      expect((await catalog.getRun(runId))?.progress).toBe(100);
+      await catalog.setRunProgress(runId, 5);
+      expect((await catalog.getRun(runId))?.progress).toBe(100);
+
+      const failing = await create();
+      await catalog.startRun(failing.runId, at(200));
+      await catalog.setRunProgress(failing.runId, 30);
+      await catalog.failRun(failing.runId, 'broken', at(300));
+      expect((await catalog.getRun(failing.runId))?.progress).toBe(30);
     });
 
     it('startRun of an unknown run rejects', async () => {
@@ -887,6 +909,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
           status: 'queued',
           error: null,
           attempts: 0,
+          progress: 0,
           createdAt: at(200),
           startedAt: null,
           finishedAt: null,
@@ -1045,6 +1068,7 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
           status: 'queued',
           error: null,
           attempts: 0,
+          progress: 0,
           createdAt: at(100_020),
           startedAt: null,
           finishedAt: null,

@@ -312,6 +312,15 @@ export const postgresMigrations: Record<string, Migration> = {
       }
     },
   },
+  '0004_run_progress': {
+    async up(db) {
+      // How far a run is, for progress bars: a video's encode takes minutes.
+      await db.schema
+        .alterTable('runs')
+        .addColumn('progress', 'integer', (col) => col.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 };
 
 /**

@@ -98,6 +98,16 @@ export async function listUnfinishedRuns(db: Kysely<Database>, limit: number): P
   return rows.map(toRun);
 }
 
+export async function setRunProgress(cdb: CatalogDb, runId: string, percent: number): Promise<void> {
+  const value = Math.max(0, Math.min(100, Math.round(percent)));
+  await cdb.db
+    .updateTable('runs')
+    .set({ progress: value })
+    .where('id', '=', runId)
+    .where('status', 'in', ['queued', 'running'])
+    .execute();
+}
+
 export async function startRun(cdb: CatalogDb, runId: string, at: string): Promise<Run> {
   return writeTransaction(cdb, async (trx) => {
     const updated = await trx
@@ -177,7 +187,13 @@ async function finishRun(
     if (run === undefined) throw new AppError('NOT_FOUND', `run ${runId} not found`);
     await trx
       .updateTable('runs')
-      .set({ status: runUpdate.status, error: runUpdate.error, finished_at: at })
+      .set((eb) => ({
+        status: runUpdate.status,
+        error: runUpdate.error,
+        finished_at: at,
+        // A published run is done; a failed one keeps how far it got.
+        progress: runUpdate.status === 'succeeded' ? 100 : eb.ref('progress'),
+      }))
       .where('id', '=', runId)
       .execute();
     const asset = await trx
