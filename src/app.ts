@@ -9,12 +9,14 @@ import { AppError } from './errors.js';
 import { principalOf, registerAuth } from './http/auth.js';
 import { sendProblem } from './http/problem.js';
 import { assetRoutes } from './http/routes/assets.js';
+import { checkRoutes } from './http/routes/check.js';
 import { imgRoutes } from './http/routes/img.js';
 import { imgSignRoutes } from './http/routes/img-sign.js';
 import { keyRoutes } from './http/routes/keys.js';
 import { operationsRoutes } from './http/routes/operations.js';
 import { projectRoutes } from './http/routes/projects.js';
 import { similarRoutes } from './http/routes/similar.js';
+import { streamRoutes } from './http/routes/stream.js';
 import { type TusRouteOptions, tusRoutes } from './http/routes/tus.js';
 import { uploadRoutes } from './http/routes/uploads.js';
 import { webRoutes } from './http/routes/web.js';
@@ -69,6 +71,11 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
         { name: 'projects', description: 'Projects, their delivery settings and limits' },
         { name: 'keys', description: 'API keys' },
         { name: 'images', description: 'On-demand image transforms (public, signed URLs) and URL signing' },
+        {
+          name: 'delivery',
+          description:
+            'Stream packages of videos and audio (HLS, DASH, poster, storyboard; public, signed prefix)',
+        },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
     },
@@ -139,6 +146,8 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
   await app.register(projectRoutes, { container });
   await app.register(keyRoutes, { container });
   await app.register(imgRoutes, { container });
+  await app.register(streamRoutes, { container });
+  await app.register(checkRoutes, { container });
   await app.register(imgSignRoutes, { container });
   return app;
 }

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_IMAGE_PRESETS, type ImagePreset, parseImagePresets } from './domain/image-presets.js';
+import { DEFAULT_LADDER_SETTINGS, type VideoCodec, validateLadderSettings } from './domain/ladder.js';
+import type { VideoSettings } from './pipeline/step.js';
 
 /**
  * Everything assetpipe reads from its environment, parsed and validated once at start-up.
@@ -50,6 +52,8 @@ export interface Config {
   blurhashComponents: { x: number; y: number };
   /** On-demand transforms (`/img`). */
   img: ImgConfig;
+  /** The video ladder and its encoding (ASSETPIPE_VIDEO_*). */
+  video: VideoSettings;
 }
 
 export interface ImgConfig {
@@ -328,7 +332,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     ),
   };
 
+  const video = readVideoSettings(read);
+
   return {
+    video,
     imagePresets,
     blurhashComponents,
     img,
@@ -352,6 +359,67 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     logLevel,
     databaseUrl,
     storage,
+  };
+}
+
+const VIDEO_CODECS: readonly VideoCodec[] = ['h264', 'hevc', 'av1'];
+const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'] as const;
+
+function readVideoSettings(read: (name: string) => string | undefined): VideoSettings {
+  const codecs = (read('ASSETPIPE_VIDEO_CODECS') ?? 'h264')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter(Boolean);
+  for (const codec of codecs) {
+    if (!VIDEO_CODECS.includes(codec as VideoCodec)) {
+      throw new ConfigError(
+        'ASSETPIPE_VIDEO_CODECS',
+        `unknown codec ${JSON.stringify(codec)}; use h264, hevc, av1`,
+      );
+    }
+  }
+  if (!codecs.includes('h264')) {
+    throw new ConfigError('ASSETPIPE_VIDEO_CODECS', 'must include h264 (the rendition every player plays)');
+  }
+  const flag = (name: string, fallback: boolean) =>
+    oneOf(name, read(name) ?? (fallback ? 'on' : 'off'), ['on', 'off'] as const) === 'on';
+  const ladder = {
+    enable1440p: flag('ASSETPIPE_VIDEO_1440P', DEFAULT_LADDER_SETTINGS.enable1440p),
+    enable2160p: flag('ASSETPIPE_VIDEO_2160P', DEFAULT_LADDER_SETTINGS.enable2160p),
+    minTotalBitrateBps: integer(
+      'ASSETPIPE_VIDEO_MIN_BITRATE',
+      read('ASSETPIPE_VIDEO_MIN_BITRATE') ?? String(DEFAULT_LADDER_SETTINGS.minTotalBitrateBps),
+      228_000,
+      1_000_000_000,
+    ),
+    maxTotalBitrateBps: integer(
+      'ASSETPIPE_VIDEO_MAX_BITRATE',
+      read('ASSETPIPE_VIDEO_MAX_BITRATE') ?? String(DEFAULT_LADDER_SETTINGS.maxTotalBitrateBps),
+      228_000,
+      1_000_000_000,
+    ),
+    segmentDurationSec: integer(
+      'ASSETPIPE_VIDEO_SEGMENT_SEC',
+      read('ASSETPIPE_VIDEO_SEGMENT_SEC') ?? String(DEFAULT_LADDER_SETTINGS.segmentDurationSec),
+      1,
+      60,
+    ),
+    codecs: codecs as VideoCodec[],
+  };
+  try {
+    validateLadderSettings(ladder);
+  } catch (err) {
+    throw new ConfigError('ASSETPIPE_VIDEO_MIN_BITRATE', (err as Error).message);
+  }
+  return {
+    ladder,
+    bitrateMode: oneOf('ASSETPIPE_VIDEO_ABR', read('ASSETPIPE_VIDEO_ABR') ?? 'automated', [
+      'automated',
+      'fixed',
+    ] as const),
+    preset: oneOf('ASSETPIPE_VIDEO_PRESET', read('ASSETPIPE_VIDEO_PRESET') ?? 'veryfast', X264_PRESETS),
+    chunkSec: integer('ASSETPIPE_VIDEO_CHUNK_SEC', read('ASSETPIPE_VIDEO_CHUNK_SEC') ?? '60', 1, 86_400),
+    download: flag('ASSETPIPE_VIDEO_DOWNLOAD', true),
   };
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Catalog } from './catalog/catalog.js';
 import { openSqliteCatalog } from './catalog/sqlite-catalog.js';
 import { type Config, pathFromUrl } from './config.js';
+import type { SigningKey } from './domain/signing.js';
 import { Metrics } from './metrics.js';
 import { PIPELINES } from './pipeline/pipelines.js';
 import { PipelineRunner } from './pipeline/runner.js';
@@ -37,6 +38,8 @@ export interface Container {
   images: ImageDelivery;
   /** Signed `/img` URLs (asset records, the signing API and CLI). */
   imageUrls: ImageUrls;
+  /** Keys of every URL assetpipe signs (the first signs, all verify). */
+  signingKeys: SigningKey[];
   close(): Promise<void>;
 }
 
@@ -58,11 +61,16 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
   const runner = new PipelineRunner({
     catalog,
     blobs,
+    queue,
     logger: logger.child({ component: 'pipeline' }),
     metrics,
     pipelines: PIPELINES,
     limits: { maxInputPixels: config.maxInputPixels },
-    settings: { imagePresets: config.imagePresets, blurhashComponents: config.blurhashComponents },
+    settings: {
+      imagePresets: config.imagePresets,
+      blurhashComponents: config.blurhashComponents,
+      video: config.video,
+    },
     stepTimeoutMs: config.stepTimeoutMs,
     scratchRoot: await createProcessScratch(join(config.dataDir, 'scratch'), logger),
   });
@@ -130,6 +138,7 @@ export async function createContainer(config: Config, logger: Logger): Promise<C
     uploads,
     images,
     imageUrls,
+    signingKeys,
     close() {
       closed ??= (async () => {
         await queue.close();

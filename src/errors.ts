@@ -41,6 +41,11 @@ export const ErrorCodes = {
   TRANSFORM_INVALID: 400,
   NOT_AN_IMAGE: 422,
   HASH_UNAVAILABLE: 409,
+  /** The encoded stream failed validation (or the source turned out damaged while decoding it). */
+  PACKAGE_INVALID: 422,
+  STREAM_TOKEN_INVALID: 403,
+  /** The asset has no stream package to check or deliver (not a ready video or audio). */
+  STREAM_UNAVAILABLE: 409,
   // server side
   CONFIG_INVALID: 500,
   UNAVAILABLE: 503,

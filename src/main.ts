@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { runCheck } from './cli/check.js';
 import { runIngest } from './cli/ingest.js';
 import { type Config, ConfigError, type ConfigFlags, loadConfig, processEnv } from './config.js';
 import { createContainer } from './container.js';
@@ -257,6 +258,24 @@ program
     } finally {
       await container.close();
     }
+  });
+
+program
+  .command('check')
+  .description("re-validate a ready video's or audio's stored stream package (exit 1 on any finding)")
+  .argument('<assetId>', 'the asset id (ast_...)')
+  .option('--json', 'print the report as one JSON object')
+  .addOption(dataOption())
+  .action(async (assetId: string, flags: { json?: boolean; data?: string }) => {
+    const config = configFrom(flags);
+    const container = await createContainer(config, createLogger({ logLevel: 'warn' }, { stream: 'stderr' }));
+    let code: number;
+    try {
+      code = await runCheck(container, assetId, { json: flags.json === true });
+    } finally {
+      await container.close();
+    }
+    process.exit(code);
   });
 
 program

@@ -1,6 +1,7 @@
 import type { Container } from './container.js';
 import type { JobKind, JobPayloads } from './pipeline/jobs.js';
 import { recoverUnfinishedRuns } from './pipeline/recovery.js';
+import { executeChunk } from './pipeline/video/chunk-job.js';
 import type { JobHandler } from './queue/job-queue.js';
 
 const RECOVERY_INTERVAL_MS = 60_000;
@@ -19,8 +20,25 @@ export function startWorkers(container: Container): { stop: () => Promise<void> 
         progress: ctx.progress,
       });
     },
+    'pipeline.chunk': async (job, ctx) => {
+      await executeChunk(
+        {
+          catalog: container.catalog,
+          blobs: container.blobs,
+          queue,
+          logger: logger.child({ component: 'pipeline' }),
+          scratchRoot: runner.scratchRoot,
+          video: config.video,
+          stepTimeoutMs: config.stepTimeoutMs,
+        },
+        job.payload,
+        { attempt: ctx.attempt, maxAttempts: job.maxAttempts, signal: ctx.signal, progress: ctx.progress },
+      );
+    },
   };
   queue.work('pipeline.run', handlers['pipeline.run'], { concurrency: config.workers });
+  // Chunks of long videos: as many at once as runs, so a fleet of workers shares one film.
+  queue.work('pipeline.chunk', handlers['pipeline.chunk'], { concurrency: config.workers });
 
   const sweep = async () => {
     await recoverUnfinishedRuns(container).catch((err: unknown) =>

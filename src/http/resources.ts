@@ -1,5 +1,6 @@
 import type { Asset, AssetVersion, Rendition, RunWithSteps } from '../domain/asset.js';
 import type { ImageLinks } from './image-links.js';
+import type { StreamLinks } from './stream-links.js';
 
 function str(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
@@ -59,8 +60,48 @@ function imageFields(asset: Asset, base: string, links: ImageLinks | undefined) 
   };
 }
 
-/** The asset record as the API shows it. `links`: signed `/img` URLs for a ready image. */
-export function assetResource(asset: Asset, renditions: Rendition[] = [], links?: ImageLinks) {
+function record(value: unknown): Record<string, unknown> | null {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
+}
+
+/**
+ * A video's or audio's stream package on the record: HLS, DASH, poster, storyboard and download
+ * URLs under the version's signed prefix (null until ready), and the ladder that was chosen.
+ */
+function streamFields(asset: Asset, links: StreamLinks | undefined) {
+  const stream = record(asset.extra.stream);
+  const url = (path: unknown) => (links && typeof path === 'string' ? links.url(path) : null);
+  const poster = record(stream?.poster);
+  const storyboard = record(stream?.storyboard);
+  const sheets = Array.isArray(storyboard?.sheets) ? storyboard.sheets : [];
+  return {
+    hls: url(stream?.hls),
+    dash: url(stream?.dash),
+    poster: links && poster ? { jpeg: url(poster.jpeg), webp: url(poster.webp) } : null,
+    storyboard:
+      links && storyboard
+        ? { vtt: url(storyboard.vtt), sheets: sheets.map((sheet: unknown) => url(sheet)) }
+        : null,
+    download: url(stream?.download),
+    ladder: record(asset.extra.ladder),
+  };
+}
+
+/** Stream files are reached through the `hls`/`dash`/… URLs, not listed one by one. */
+const STREAM_RENDITION = /^stream\//;
+
+/**
+ * The asset record as the API shows it. `links`: signed `/img` URLs for a ready image;
+ * `streamLinks`: the signed stream prefix of a ready video or audio.
+ */
+export function assetResource(
+  asset: Asset,
+  renditions: Rendition[] = [],
+  links?: ImageLinks,
+  streamLinks?: StreamLinks,
+) {
   const base = `/v1/assets/${asset.id}`;
   return {
     id: asset.id,
@@ -81,20 +122,22 @@ export function assetResource(asset: Asset, renditions: Rendition[] = [], links?
     versionNumber: asset.versionNumber,
     uploadedAt: asset.uploadedAt,
     processedAt: asset.processedAt,
-    ...(asset.type === 'image' ? imageFields(asset, base, links) : {}),
+    ...(asset.type === 'image' ? imageFields(asset, base, links) : streamFields(asset, streamLinks)),
     metadata: asset.extra,
     mediaId: asset.mediaId,
     tags: asset.tags,
     duplicateOf: asset.duplicateOf,
     deletedAt: asset.deletedAt,
-    renditions: renditions.map((r) => ({
-      name: r.name,
-      contentType: r.contentType,
-      size: r.size,
-      width: r.width,
-      height: r.height,
-      url: `${base}/renditions/${encodeURIComponent(r.name)}`,
-    })),
+    renditions: renditions
+      .filter((r) => !STREAM_RENDITION.test(r.name))
+      .map((r) => ({
+        name: r.name,
+        contentType: r.contentType,
+        size: r.size,
+        width: r.width,
+        height: r.height,
+        url: `${base}/renditions/${encodeURIComponent(r.name)}`,
+      })),
     links: { self: base, original: `${base}/original`, runs: `${base}/runs`, versions: `${base}/versions` },
   };
 }
@@ -108,6 +151,7 @@ export function runResource(run: RunWithSteps) {
     status: run.status,
     error: run.error,
     attempts: run.attempts,
+    progress: run.progress,
     createdAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,

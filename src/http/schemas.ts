@@ -79,6 +79,69 @@ export const assetSchema = {
       },
     },
     srcset: { ...nullableString, description: 'For <img srcset>: the variants of one format by width.' },
+    hls: {
+      ...nullableString,
+      description:
+        'Video/audio: URL of the HLS master playlist (signed per-version prefix, no API key needed; expires at the end of the next UTC day for private projects).',
+      examples: ['/stream/ast_01JD3Q6Z8X5M4V7C2B9N0P1R2S/1/1a2b3c4d.x.SIG/master.m3u8'],
+    },
+    dash: { ...nullableString, description: 'Video/audio: URL of the DASH MPD over the same CMAF segments.' },
+    poster: {
+      type: ['object', 'null'],
+      description:
+        'Video: a representative frame (not black or blank) as JPEG and WebP; its BlurHash is `blurhash`.',
+      properties: { jpeg: nullableString, webp: nullableString },
+    },
+    storyboard: {
+      type: ['object', 'null'],
+      description:
+        'Video: WebVTT whose cues point into the sprite sheets with #xywh= (for scrubbing previews).',
+      properties: { vtt: nullableString, sheets: { type: 'array', items: nullableString } },
+    },
+    download: {
+      ...nullableString,
+      description: 'Video: progressive MP4 (faststart) of the largest rung up to 720p.',
+    },
+    ladder: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description:
+        'Video/audio: the ABR ladder chosen for the current version, with measured BANDWIDTH per rung and the reasons for every choice.',
+      properties: {
+        kind: { type: 'string', enum: ['video-and-audio', 'video-only', 'audio-only'] },
+        bitrateMode: { ...nullableString, enum: ['automated', 'fixed', null] },
+        complexityBpp: nullableNumber,
+        segmentDurationSec: { type: 'number' },
+        rungs: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              id: { type: 'string', examples: ['h264-720p'] },
+              codec: { type: 'string', enum: ['h264', 'hevc', 'av1'] },
+              width: { type: 'integer' },
+              height: { type: 'integer' },
+              frameRate: { type: 'number' },
+              crf: { type: 'number' },
+              maxrateBps: { type: 'integer' },
+              bandwidth: nullableNumber,
+              averageBandwidth: nullableNumber,
+              codecs: nullableString,
+            },
+          },
+        },
+        audio: {
+          type: ['object', 'null'],
+          properties: {
+            codec: { type: 'string' },
+            channels: { type: 'integer' },
+            bitrateBps: { type: 'integer' },
+            downmixFromChannels: nullableNumber,
+          },
+        },
+        reasons: { type: 'array', items: { type: 'string' } },
+      },
+    },
     metadata: { type: 'object', additionalProperties: true },
     mediaId: {
       ...nullableString,
@@ -125,6 +188,12 @@ export const runSchema = {
     status: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
     error: nullableString,
     attempts: { type: 'integer' },
+    progress: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 100,
+      description: 'Per cent done; a video reports its encode from ffmpeg -progress.',
+    },
     createdAt: { type: 'string' },
     startedAt: nullableString,
     finishedAt: nullableString,

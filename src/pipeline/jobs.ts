@@ -1,3 +1,5 @@
+import type { Chunk } from '../domain/chunks.js';
+
 /**
  * Every job kind the queue carries, with its payload. Handlers are registered from this map in
  * `workers.ts`, so a kind without a handler does not compile.
@@ -5,6 +7,8 @@
 export interface JobPayloads {
   /** Process one asset version: run every step of its pipeline, then publish or fail it. */
   'pipeline.run': { runId: string };
+  /** Encode chunk `index` of a run's video (see `ChunkJobs`); the last one done queues the run again. */
+  'pipeline.chunk': { runId: string; total: number; chunk: Chunk };
 }
 
 export type JobKind = keyof JobPayloads;
@@ -12,4 +16,25 @@ export type JobKind = keyof JobPayloads;
 /** The dedupe key of a run's job: enqueueing the same run twice never makes a second job. */
 export function runJobKey(runId: string): string {
   return `run:${runId}`;
+}
+
+/** The dedupe key of a run's chunk job. */
+export function chunkJobKey(runId: string, index: number): string {
+  return `chunk:${runId}:${index}`;
+}
+
+/** The dedupe key of the job that resumes a run once its chunks are encoded. */
+export function resumeJobKey(runId: string): string {
+  return `run:${runId}:after-chunks`;
+}
+
+/** The step record of a chunk job in the run's history (`encode.chunk-2`). */
+export function chunkStepName(index: number): string {
+  return `encode.chunk-${index}`;
+}
+
+/** The chunk index of a chunk step's name, or null for any other step. */
+export function chunkIndexOfStep(name: string): number | null {
+  const match = /^encode\.chunk-(\d+)$/.exec(name);
+  return match ? Number(match[1]) : null;
 }

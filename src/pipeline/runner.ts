@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline as pipeStreams } from 'node:stream/promises';
@@ -9,19 +9,27 @@ import { newId } from '../domain/ids.js';
 import { errorMessage } from '../errors.js';
 import type { ImageLimits } from '../media/image.js';
 import type { Metrics } from '../metrics.js';
+import type { JobQueue } from '../queue/job-queue.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { stepOutputKey } from '../storage/keys.js';
+import { chunkIndexOfStep, chunkJobKey, type JobPayloads } from './jobs.js';
 import {
+  type ChunkJobs,
   isPermanentFailure,
+  type OutputFileOnDisk,
   type PipelineDefinition,
   type PipelineSettings,
+  RunParked,
   type StepContext,
   type StepOutput,
+  stepSpan,
 } from './step.js';
 
 export interface RunnerOptions {
   catalog: Catalog;
   blobs: BlobStore;
+  /** Where steps queue the jobs they wait for (chunks of a long video). */
+  queue: Pick<JobQueue, 'enqueue'>;
   logger: Logger;
   metrics: Metrics;
   pipelines: Record<MediaType, PipelineDefinition>;
@@ -41,7 +49,8 @@ export interface RunAttempt {
   progress(percent: number): Promise<void>;
 }
 
-export type RunOutcome = 'published' | 'failed' | 'already-finished' | 'missing';
+/** `parked`: a step waits for other jobs (chunks); the last of them queues the run again. */
+export type RunOutcome = 'published' | 'failed' | 'parked' | 'already-finished' | 'missing';
 
 class StepTimeoutError extends Error {
   constructor(step: string, ms: number) {
@@ -132,6 +141,7 @@ export class PipelineRunner {
     };
 
     const steps = [...pipeline.steps.map((s) => s.name), 'publish'];
+    const report = this.progressReporter(run.id, attempt);
     for (const [index, name] of steps.entries()) {
       if (outputs[name] !== undefined) continue; // finished by an earlier attempt
       // Shutdown or a lost lease: another worker owns the run now, so stop before the next step.
@@ -164,7 +174,13 @@ export class PipelineRunner {
         scratchDir,
         outputs,
         writeOutput: (file) => this.writeOutput(run, name, file),
-        progress: (percent) => attempt.progress(Math.round(((index + percent / 100) / steps.length) * 100)),
+        writeOutputFile: (file) => this.writeOutputFile(run, name, file),
+        blobs: this.options.blobs,
+        chunks: this.chunkJobs(run),
+        progress: (percent) => {
+          const span = stepSpan(pipeline, index);
+          return report(span.start + ((span.end - span.start) * Math.min(100, Math.max(0, percent))) / 100);
+        },
       };
 
       try {
@@ -186,10 +202,19 @@ export class PipelineRunner {
         );
         stepLogger.info({ durationMs: finishedAt.getTime() - startedAt.getTime() }, 'step succeeded');
         outputs[name] = output;
-        await attempt.progress(Math.round(((index + 1) / steps.length) * 100));
+        await report(stepSpan(pipeline, index).end);
       } catch (err) {
         const finishedAt = this.now();
         const message = errorMessage(err);
+        if (err instanceof RunParked && !attempt.signal.aborted) {
+          await catalog.finishStep(stepId, {
+            status: 'skipped',
+            finishedAt: finishedAt.toISOString(),
+            error: message,
+          });
+          stepLogger.info({ reason: message }, 'run parked until its chunk jobs are done');
+          return 'parked';
+        }
         await catalog.finishStep(stepId, {
           status: 'failed',
           finishedAt: finishedAt.toISOString(),
@@ -229,6 +254,24 @@ export class PipelineRunner {
     return 'published';
   }
 
+  /**
+   * Progress goes to the job (cheap) and to the run in the catalog, where the API shows it: written
+   * when it moved by a whole per cent, at most once a second (ffmpeg reports several times a second).
+   */
+  private progressReporter(runId: string, attempt: RunAttempt): (percent: number) => Promise<void> {
+    let written = -1;
+    let writtenAt = 0;
+    return async (raw) => {
+      const percent = Math.floor(Math.max(0, Math.min(100, raw)));
+      await attempt.progress(percent);
+      const now = Date.now();
+      if (percent <= written || (now - writtenAt < 1000 && percent < 100)) return;
+      written = percent;
+      writtenAt = now;
+      await this.options.catalog.setRunProgress(runId, percent);
+    };
+  }
+
   private async fetchOriginal(version: AssetVersion, scratchDir: string): Promise<string> {
     const path = join(scratchDir, 'original');
     await pipeStreams(await this.options.blobs.get(version.originalKey), createWriteStream(path));
@@ -250,6 +293,45 @@ export class PipelineRunner {
       createdAt: this.iso(),
     });
     return { key, size: info.size };
+  }
+
+  private async writeOutputFile(run: Run, step: string, file: OutputFileOnDisk) {
+    const key = stepOutputKey(run.assetId, run.version, step, file.name);
+    const info = await this.options.blobs.put(key, createReadStream(file.path), {
+      contentType: file.contentType,
+    });
+    await this.options.catalog.putRendition({
+      assetId: run.assetId,
+      version: run.version,
+      name: file.name,
+      key,
+      contentType: file.contentType,
+      size: info.size,
+      width: file.width ?? null,
+      height: file.height ?? null,
+      createdAt: this.iso(),
+    });
+    return { key, size: info.size };
+  }
+
+  private chunkJobs(run: Run): ChunkJobs {
+    const { catalog, queue } = this.options;
+    return {
+      async dispatch(total, chunks) {
+        for (const chunk of chunks) {
+          const payload: JobPayloads['pipeline.chunk'] = { runId: run.id, total, chunk };
+          await queue.enqueue('pipeline.chunk', payload, { key: chunkJobKey(run.id, chunk.index) });
+        }
+      },
+      async finished() {
+        const done = new Map<number, StepOutput>();
+        for (const step of await catalog.listSteps(run.id)) {
+          const index = chunkIndexOfStep(step.name);
+          if (index !== null && step.status === 'succeeded') done.set(index, step.output ?? {});
+        }
+        return done;
+      },
+    };
   }
 
   /** Every recorded output must be in the blob store before the asset may become `ready`. */

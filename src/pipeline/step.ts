@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
 import type { AssetFacts, MediaType } from '../domain/asset.js';
+import type { Chunk } from '../domain/chunks.js';
 import type { ImagePreset } from '../domain/image-presets.js';
+import type { LadderSettings } from '../domain/ladder.js';
 import { AppError } from '../errors.js';
 import type { ImageLimits } from '../media/image.js';
+import type { BlobStore } from '../storage/blob-store.js';
 
 export interface StepLimits extends ImageLimits {
   /** The project's longest accepted video/audio, in seconds; `null` for no limit. */
@@ -10,10 +13,24 @@ export interface StepLimits extends ImageLimits {
   projectId: string;
 }
 
+/** How videos are laddered and encoded (ASSETPIPE_VIDEO_*). */
+export interface VideoSettings {
+  ladder: LadderSettings;
+  /** `automated`: rungs and caps from a measured complexity; `fixed`: the default table. */
+  bitrateMode: 'automated' | 'fixed';
+  /** x264 preset of every rung. */
+  preset: 'ultrafast' | 'superfast' | 'veryfast' | 'faster' | 'fast' | 'medium' | 'slow';
+  /** Sources longer than this are cut into chunks encoded as separate jobs; seconds. */
+  chunkSec: number;
+  /** Also write a progressive MP4 (faststart) of the largest rung up to 720p for download. */
+  download: boolean;
+}
+
 /** Server-wide choices the steps follow (from config). */
 export interface PipelineSettings {
   imagePresets: readonly ImagePreset[];
   blurhashComponents: { x: number; y: number };
+  video: VideoSettings;
 }
 
 /** What a step knows of the settings for this run: the server's plus the asset's project's. */
@@ -32,6 +49,40 @@ export interface OutputFile {
   contentType: string;
   width?: number | undefined;
   height?: number | undefined;
+}
+
+export interface OutputFileOnDisk {
+  /** Rendition name, unique within a version (e.g. `stream/h264-720p/seg-00000.m4s`). */
+  name: string;
+  /** A local file, streamed to the blob store. */
+  path: string;
+  contentType: string;
+  width?: number | undefined;
+  height?: number | undefined;
+}
+
+/**
+ * The chunk jobs of a run: a long video is cut into chunks that any worker encodes as jobs of
+ * their own. The step that needs them dispatches them and parks the run ({@link RunParked}); the
+ * job that finishes the last chunk queues the run again.
+ */
+export interface ChunkJobs {
+  /** Queues the jobs of these chunks (each at most once per run), out of `total`. */
+  dispatch(total: number, chunks: readonly Chunk[]): Promise<void>;
+  /** Outputs of the chunk jobs that finished, by chunk index. */
+  finished(): Promise<Map<number, StepOutput>>;
+}
+
+/**
+ * Thrown by a step that waits for other jobs (chunks): the run stops without failing, its worker is
+ * freed, and the run is queued again when the jobs are done. The step is recorded as `skipped`
+ * with this message, and runs again on the next attempt.
+ */
+export class RunParked extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunParked';
+  }
 }
 
 export interface StepContext {
@@ -54,11 +105,18 @@ export interface StepContext {
    * rendition. Writing again (a retry) overwrites the same object: outputs are never duplicated.
    */
   writeOutput(file: OutputFile): Promise<{ key: string; size: number }>;
+  /** As `writeOutput`, for a file on disk (streamed: segments and other large outputs). */
+  writeOutputFile(file: OutputFileOnDisk): Promise<{ key: string; size: number }>;
+  /** Intermediate files that are not renditions (chunk encodes): stored under the step's keys. */
+  blobs: Pick<BlobStore, 'put' | 'get' | 'delete'>;
+  chunks: ChunkJobs;
   progress(percent: number): Promise<void>;
 }
 
 export interface StepDefinition {
   name: string;
+  /** Its share of the run's progress relative to the other steps (a video's encode dwarfs the rest). @default 1 */
+  weight?: number;
   run(ctx: StepContext): Promise<StepOutput>;
 }
 
@@ -67,6 +125,17 @@ export interface PipelineDefinition {
   kind: MediaType;
   steps: readonly StepDefinition[];
   facts(outputs: Readonly<Record<string, StepOutput>>): AssetFacts;
+}
+
+/**
+ * Where step `index` of `pipeline` (the last index is publish) starts and ends on the run's 0-100
+ * progress scale, by the steps' weights.
+ */
+export function stepSpan(pipeline: PipelineDefinition, index: number): { start: number; end: number } {
+  const weights = [...pipeline.steps.map((s) => s.weight ?? 1), 1];
+  const total = weights.reduce((a, b) => a + b, 0);
+  const at = (i: number) => (weights.slice(0, i).reduce((a, b) => a + b, 0) / total) * 100;
+  return { start: at(index), end: at(index + 1) };
 }
 
 /**

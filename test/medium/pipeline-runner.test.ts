@@ -195,6 +195,7 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
       return new PipelineRunner({
         catalog: container.catalog,
         blobs: container.blobs,
+        queue: container.queue,
         logger: pino({ level: 'silent' }),
         metrics: new Metrics({ defaultMetrics: false }),
         pipelines: { ...PIPELINES, image: pipeline },
@@ -202,6 +203,7 @@ describe('PipelineRunner (real SQLite, filesystem blobs, sharp)', () => {
         settings: {
           imagePresets: parseImagePresets(DEFAULT_IMAGE_PRESETS),
           blurhashComponents: { x: 4, y: 3 },
+          video: container.config.video,
         },
         stepTimeoutMs: 5000,
         scratchRoot: `${container.config.dataDir}/scratch`,

@@ -10,6 +10,7 @@ import { principalOf } from '../auth.js';
 import { imageLinker } from '../image-links.js';
 import { assetResource, runResource, versionResource } from '../resources.js';
 import { sendBlob } from '../send-blob.js';
+import { streamLinkDeps, streamLinker } from '../stream-links.js';
 
 const problem = { $ref: 'Problem#' } as const;
 const idParams = {
@@ -178,6 +179,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
     async (request) => {
       const { projectId, type, status, mediaId, q, deleted, limit, cursor } = request.query;
       const links = imageLinker(options.container);
+      const streams = streamLinker(streamLinkDeps(options.container));
       const page = await assets.list(principalOf(request), {
         projectId: projectId === undefined ? undefined : validateProjectId(projectId),
         type,
@@ -190,7 +192,7 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
       });
       return {
         items: await Promise.all(
-          page.items.map(async (asset) => assetResource(asset, [], await links(asset))),
+          page.items.map(async (asset) => assetResource(asset, [], await links(asset), await streams(asset))),
         ),
         nextCursor: page.nextBeforeId ? encodeCursor(page.nextBeforeId) : null,
       };
@@ -209,7 +211,12 @@ export async function assetRoutes(app: FastifyInstance, options: { container: Co
     },
     async (request) => {
       const { asset, renditions } = await assets.get(principalOf(request), request.params.id);
-      return assetResource(asset, renditions, await imageLinker(options.container)(asset));
+      return assetResource(
+        asset,
+        renditions,
+        await imageLinker(options.container)(asset),
+        await streamLinker(streamLinkDeps(options.container))(asset),
+      );
     },
   );
 

@@ -1,0 +1,159 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline as pipeStreams } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Catalog } from '../../catalog/catalog.js';
+import { newId } from '../../domain/ids.js';
+import { errorMessage } from '../../errors.js';
+import { encodeChunk } from '../../media/chunk-encode.js';
+import type { JobQueue } from '../../queue/job-queue.js';
+import type { BlobStore } from '../../storage/blob-store.js';
+import { stepOutputKey } from '../../storage/keys.js';
+import { chunkIndexOfStep, chunkStepName, type JobPayloads, resumeJobKey } from '../jobs.js';
+import { isPermanentFailure, stepSpan, type VideoSettings } from '../step.js';
+import { sourceFrameRate } from './encode.js';
+import { videoPipeline } from './index.js';
+import type { ChunkOutput, PlanOutput, ProbeOutput } from './outputs.js';
+
+export interface ChunkJobDeps {
+  catalog: Catalog;
+  blobs: BlobStore;
+  queue: Pick<JobQueue, 'enqueue'>;
+  logger: Logger;
+  /** This process's scratch folder (the runner's). */
+  scratchRoot: string;
+  video: VideoSettings;
+  stepTimeoutMs: number;
+}
+
+export interface ChunkAttempt {
+  attempt: number;
+  maxAttempts: number;
+  signal: AbortSignal;
+  progress(percent: number): Promise<void>;
+}
+
+/**
+ * Encodes one chunk of a run's ladder (a job of its own, on any worker), stores its files and
+ * records it in the run's history as `encode.chunk-<i>`. The job that completes the last chunk
+ * queues the run again (deduplicated), so the encode step can join them. A chunk that fails for
+ * good fails the run with the reason.
+ */
+export async function executeChunk(
+  deps: ChunkJobDeps,
+  payload: JobPayloads['pipeline.chunk'],
+  attempt: ChunkAttempt,
+): Promise<void> {
+  const { catalog, blobs } = deps;
+  const { runId, chunk, total } = payload;
+  const logger = deps.logger.child({ runId, chunk: chunk.index });
+  const run = await catalog.getRun(runId);
+  if (!run || run.status === 'succeeded' || run.status === 'failed') return;
+  const stepName = chunkStepName(chunk.index);
+  const history = await catalog.listSteps(runId);
+  if (history.some((s) => s.name === stepName && s.status === 'succeeded')) {
+    await resumeWhenComplete(deps, runId, total);
+    return;
+  }
+  const probe = (history.find((s) => s.name === 'probe' && s.status === 'succeeded')?.output ??
+    null) as ProbeOutput | null;
+  const plan = (history.find((s) => s.name === 'plan' && s.status === 'succeeded')?.output ??
+    null) as PlanOutput | null;
+  const version = await catalog.getVersion(run.assetId, run.version);
+  if (!probe?.probe || !plan?.plan || !version) {
+    await catalog.failRun(
+      runId,
+      'A chunk job found its run without a probe or a plan.',
+      new Date().toISOString(),
+    );
+    return;
+  }
+
+  const stepId = newId('stp');
+  await catalog.startStep({
+    id: stepId,
+    runId,
+    name: stepName,
+    attempt: history.filter((s) => s.name === stepName).length + 1,
+    startedAt: new Date().toISOString(),
+  });
+  const dir = join(deps.scratchRoot, `${runId}-chunk${chunk.index}-${newId('stp').slice(4)}`);
+  const timeout = AbortSignal.timeout(deps.stepTimeoutMs);
+  const signal = AbortSignal.any([attempt.signal, timeout]);
+  try {
+    await mkdir(join(dir, 'out'), { recursive: true });
+    const input = join(dir, 'original');
+    await pipeStreams(await blobs.get(version.originalKey), createWriteStream(input));
+    const encoded = await encodeChunk(plan.plan, {
+      input,
+      outDir: join(dir, 'out'),
+      chunk,
+      sourceFrameRateFps: sourceFrameRate(probe.probe),
+      ...(probe.probe.video ? { videoStreamIndex: probe.probe.video.index } : {}),
+      preset: deps.video.preset,
+      timeoutMs: deps.stepTimeoutMs,
+      signal,
+      onProgress: (percent: number) => void attempt.progress(percent),
+    });
+    const files: ChunkOutput['files'] = [];
+    for (const file of encoded) {
+      const name = file.path.slice(file.path.lastIndexOf('/') + 1);
+      const key = stepOutputKey(run.assetId, run.version, 'encode', `chunks/${chunk.index}/${name}`);
+      const info = await blobs.put(key, createReadStream(file.path), { contentType: 'video/mp4' });
+      files.push({ rungId: file.rungId, name, key, size: info.size });
+    }
+    const output: ChunkOutput = { files, startSec: chunk.startSec, durationSec: chunk.durationSec };
+    await catalog.finishStep(stepId, { status: 'succeeded', finishedAt: new Date().toISOString(), output });
+    logger.info({ files: files.length }, 'chunk encoded');
+    await reportChunkProgress(deps, runId, total);
+    await resumeWhenComplete(deps, runId, total);
+  } catch (err) {
+    const message = timeout.aborted
+      ? `chunk ${chunk.index} did not finish within ${Math.round(deps.stepTimeoutMs / 1000)} s`
+      : errorMessage(err);
+    await catalog.finishStep(stepId, {
+      status: 'failed',
+      finishedAt: new Date().toISOString(),
+      error: message,
+    });
+    if (attempt.signal.aborted) throw err; // shutdown or lost lease: another worker carries on
+    if (isPermanentFailure(err) || attempt.attempt >= attempt.maxAttempts) {
+      logger.error({ err }, 'chunk failed for good');
+      await catalog.failRun(
+        runId,
+        `Encoding chunk ${chunk.index + 1} of ${total} (from ${chunk.startSec} s) failed: ${message}`,
+        new Date().toISOString(),
+      );
+      return;
+    }
+    logger.warn({ err, attempt: attempt.attempt }, 'chunk failed; it will be retried');
+    throw err;
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** The run's progress while its chunks are encoded: the encode step's share, by chunks done. */
+async function reportChunkProgress(deps: ChunkJobDeps, runId: string, total: number): Promise<void> {
+  const done = (await deps.catalog.listSteps(runId)).filter(
+    (s) => s.status === 'succeeded' && chunkIndexOfStep(s.name) !== null,
+  ).length;
+  const index = videoPipeline.steps.findIndex((s) => s.name === 'encode');
+  const span = stepSpan(videoPipeline, index);
+  // The join and packaging after the last chunk take the rest of the step's share.
+  await deps.catalog.setRunProgress(runId, span.start + ((span.end - span.start) * 0.9 * done) / total);
+}
+
+/** Queues the run again once every chunk is encoded (idempotent: one resume job per run). */
+async function resumeWhenComplete(deps: ChunkJobDeps, runId: string, total: number): Promise<void> {
+  const steps = await deps.catalog.listSteps(runId);
+  const done = new Set(
+    steps
+      .filter((s) => s.status === 'succeeded')
+      .map((s) => chunkIndexOfStep(s.name))
+      .filter((i): i is number => i !== null),
+  );
+  if (done.size < total) return;
+  await deps.queue.enqueue('pipeline.run', { runId }, { key: resumeJobKey(runId) });
+}

@@ -1,0 +1,175 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { run } from '../../src/media/ffmpeg.js';
+import { startWorkers } from '../../src/workers.js';
+import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
+import { type FileServer, HLS_JS_FILE, launchChromium, serveFiles } from '../helpers/browser.js';
+import { testContainer, waitFor } from '../helpers/container.js';
+import {
+  openPlayer,
+  type PageLevel,
+  PLAYER_PAGE,
+  snapshot,
+  waitForProgress,
+  waitInPage,
+} from '../helpers/hls-player.js';
+import { tempDir } from '../helpers/tmp.js';
+
+// The playback canary on a READY asset, end to end: a clip is uploaded to a running assetpipe
+// (API + workers in this process), the pipeline probes, plans, encodes, packages, validates and
+// publishes it, and Debian's Chromium plays the record's `hls` URL with hls.js from a page on
+// ANOTHER origin (as a customer's site would: the stream prefix answers with CORS headers, and the
+// signed token in the path covers every file the player fetches). Asserted: both rungs are levels,
+// playback reaches its end without a fatal error, and levels chosen by hand are switched to.
+
+const CLIP_SEC = 8;
+type VideoRecord = AssetRecord & {
+  hls: string | null;
+  dash: string | null;
+  ladder: { rungs: { id: string; width: number; height: number }[] } | null;
+};
+
+let cleanup: (() => Promise<void>) | undefined;
+let closeAll: (() => Promise<void>) | undefined;
+let app: FastifyInstance;
+let pageServer: FileServer | undefined;
+let browser: Browser | undefined;
+let asset: VideoRecord;
+let baseUrl: string;
+
+beforeAll(async () => {
+  const tmp = await tempDir('assetpipe-video-playback-');
+  cleanup = tmp.cleanup;
+  const source = join(tmp.dir, 'clip.mp4');
+  await run(
+    'ffmpeg',
+    [
+      ...['-hide_banner', '-v', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', `testsrc2=size=854x480:rate=30:duration=${CLIP_SEC}`],
+      ...['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${CLIP_SEC}`],
+      ...['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', source],
+    ],
+    { timeoutMs: 120_000 },
+  );
+  const h = await testContainer({
+    // 2 s segments give each rung four segments, so a switch happens mid-stream.
+    ASSETPIPE_VIDEO_SEGMENT_SEC: '2',
+    ASSETPIPE_VIDEO_ABR: 'fixed',
+    ASSETPIPE_WORKERS: '1',
+  });
+  app = await buildApp(h.container);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no listening address');
+  baseUrl = `http://127.0.0.1:${address.port}`;
+  const workers = startWorkers(h.container);
+  closeAll = async () => {
+    await workers.stop();
+    await app.close();
+    await h.cleanup();
+  };
+
+  const created = await upload(baseUrl, await readFile(source), 'clip.mp4', { type: 'video/mp4' });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const id = (created.body as AssetRecord).id;
+  asset = await waitFor(
+    async () => {
+      const { body } = await getJson<VideoRecord>(`${baseUrl}/v1/assets/${id}`);
+      return body.status === 'processing' ? undefined : body;
+    },
+    300_000,
+    'the video to be processed',
+  );
+  if (asset.status !== 'ready') {
+    throw new Error(
+      `the video ended ${asset.status}: ${asset.error}\n${JSON.stringify(await getRuns(baseUrl, id))}`,
+    );
+  }
+
+  const pageDir = join(tmp.dir, 'page');
+  await mkdir(pageDir, { recursive: true });
+  await writeFile(join(pageDir, 'index.html'), PLAYER_PAGE);
+  pageServer = await serveFiles({ root: pageDir, files: { '/hls.min.js': HLS_JS_FILE } });
+  browser = await launchChromium();
+}, 420_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await pageServer?.close();
+  await closeAll?.();
+  await cleanup?.();
+});
+
+const masterUrl = () => new URL(asset.hls ?? '', baseUrl).toString();
+
+describe('a ready video asset plays in Chromium with hls.js', () => {
+  it('has a record with the HLS and DASH URLs and the two-rung ladder it chose', () => {
+    expect(asset.hls).toMatch(/^(https?:\/\/[^/]+)?\/stream\/[^/]+\/1\/[^/]+\/master\.m3u8$/);
+    expect(asset.dash).toMatch(/\/manifest\.mpd$/);
+    expect(asset.ladder?.rungs.map((r) => `${r.width}x${r.height}`)).toEqual(['854x480', '640x360']);
+  });
+
+  it('plays from another origin to its end at 4x, with both levels and no fatal error', async () => {
+    const { page, pageErrors, close } = await openPlayer(browser!, `${pageServer!.origin}/index.html`);
+    try {
+      const levels = await page.evaluate<PageLevel[]>(
+        `start(${JSON.stringify(masterUrl())}, { rate: 4, startLevel: -1 })`,
+      );
+      expect(levels.map((l) => `${l.width}x${l.height}`)).toEqual(['640x360', '854x480']);
+      expect(levels.every((l) => l.codecs[0]?.startsWith('avc1.') && l.codecs[1] === 'mp4a.40.2')).toBe(true);
+      await waitInPage(page, 'state.ended', 'the ended event');
+      const end = await snapshot(page);
+      expect(end.ended).toBe(true);
+      expect(Math.abs(end.duration - CLIP_SEC)).toBeLessThan(0.2);
+      expect(Math.abs(end.currentTime - end.duration)).toBeLessThanOrEqual(0.3);
+      expect(end.state.errors.filter((e) => e.fatal)).toEqual([]);
+      expect(end.state.mediaErrors).toEqual([]);
+      expect(pageErrors).toEqual([]);
+      // Every fragment came from the signed stream prefix of version 1.
+      expect(end.state.fragsLoaded.length).toBeGreaterThan(0);
+      const prefix = masterUrl().replace(/master\.m3u8$/, '');
+      expect(end.state.fragsLoaded.every((f) => f.url.startsWith(prefix))).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  it('switches quality levels by hand while playing, and playback goes on to the end', async () => {
+    const { page, pageErrors, close } = await openPlayer(browser!, `${pageServer!.origin}/index.html`);
+    try {
+      await page.evaluate(`start(${JSON.stringify(masterUrl())}, { rate: 1, startLevel: 1 })`);
+      await waitInPage(page, 'state.levelSwitched.some((s) => s.level === 1)', 'the start on level 1');
+      await waitForProgress(page, 0.3, 'playback on level 1');
+      for (const [level, height] of [
+        [0, 360],
+        [1, 480],
+      ] as const) {
+        const before = (await snapshot(page)).state;
+        await page.evaluate(`setLevel(${level})`);
+        await waitInPage(
+          page,
+          `state.levelSwitched.slice(${before.levelSwitched.length}).some((s) => s.level === ${level})`,
+          `LEVEL_SWITCHED to level ${level}`,
+        );
+        await waitInPage(page, `video.videoHeight === ${height}`, `${height}p frames on screen`);
+        await waitForProgress(page, 0.3, `playback after the switch to level ${level}`);
+        const after = await snapshot(page);
+        expect(after.currentLevel).toBe(level);
+        const fetched = after.state.fragsLoaded.slice(before.fragsLoaded.length);
+        expect(fetched.some((f) => f.url.includes(`/h264-${height}p/seg-`))).toBe(true);
+      }
+      await page.evaluate('setRate(4)');
+      await waitInPage(page, 'state.ended', 'the ended event after the switches');
+      const end = await snapshot(page);
+      expect(end.state.errors.filter((e) => e.fatal)).toEqual([]);
+      expect(end.state.mediaErrors).toEqual([]);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+});
