@@ -6,6 +6,7 @@ import {
   humanDuration,
   parseFfprobeOutput,
   probeRefusal,
+  sourceDamage,
   type VideoProbe,
 } from './ffprobe-parse.js';
 
@@ -524,5 +525,21 @@ describe('humanDuration', () => {
     [7260, '2 h 1 min'],
   ])('%s s -> %s', (seconds, expected) => {
     expect(humanDuration(seconds)).toBe(expected);
+  });
+});
+
+describe('sourceDamage', () => {
+  it('reads a truncated source from the errors ffmpeg prints while it still exits 0', () => {
+    const stderr =
+      '[h264 @ 0x55d1] Invalid NAL unit size (1234 > 567).\n[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d0] stream 0, offset 0x2f1c: partial file\n';
+    const refusal = sourceDamage(stderr);
+    expect(refusal).toBeInstanceOf(AppError);
+    expect(refusal?.code).toBe('MEDIA_INVALID');
+    expect(refusal?.message).toMatch(/truncated/);
+  });
+
+  it('finds nothing in a clean run or in concealed glitches of a complete file', () => {
+    expect(sourceDamage('')).toBeNull();
+    expect(sourceDamage('[h264 @ 0x55d1] error while decoding MB 3 4, bytestream -5\n')).toBeNull();
   });
 });

@@ -411,3 +411,18 @@ export function ffprobeFailure(stderrTail: string, input: string, cause?: unknow
     { cause },
   );
 }
+
+/**
+ * A refusal when ffmpeg's errors (stderr at `-v error`) show the source itself is cut short, or
+ * null. ffmpeg conceals damaged frames and exits 0, so without this a file cut at 85 % of its
+ * bytes (its index intact: faststart) was published with its end missing.
+ */
+export function sourceDamage(stderr: string): AppError | null {
+  if (/partial file/.test(stderr)) {
+    return new AppError(
+      'MEDIA_INVALID',
+      'The file is truncated: its video and audio data end before the end its header announces, usually because the upload or the recording stopped early. Upload the complete file.',
+    );
+  }
+  return null;
+}

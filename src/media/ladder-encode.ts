@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { AudioPlan, LadderPlan, Rung } from '../domain/ladder.js';
 import { run } from './ffmpeg.js';
 import { ProgressParser, progressPercent } from './ffmpeg-progress.js';
+import { sourceDamage } from './ffprobe-parse.js';
 
 // One ffmpeg process encodes a whole ladder: the source is decoded once (and tone-mapped once when
 // it is HDR), `split` hands every rung its own copy of each frame, and every rung is scaled, encoded
@@ -492,7 +493,8 @@ export interface ProgressRunOptions {
 
 /**
  * Runs ffmpeg with `args` (which print `-progress pipe:1`, as {@link ffmpegCommonArgs} does) and
- * reports whole per cents of `durationSec`. Rejects with a `ToolError` as `run` does.
+ * reports whole per cents of `durationSec`. Rejects with a `ToolError` as `run` does, and with a
+ * `MEDIA_INVALID` AppError when ffmpeg's errors show the input is truncated (it exits 0 then).
  */
 export async function runWithProgress(args: readonly string[], options: ProgressRunOptions): Promise<void> {
   const parser = new ProgressParser();
@@ -505,7 +507,7 @@ export async function runWithProgress(args: readonly string[], options: Progress
       options.onProgress?.(percent);
     } catch {}
   };
-  await run('ffmpeg', args, {
+  const { stderr } = await run('ffmpeg', args, {
     timeoutMs: options.timeoutMs,
     signal: options.signal,
     onStdout: (chunk) => {
@@ -515,6 +517,8 @@ export async function runWithProgress(args: readonly string[], options: Progress
       }
     },
   });
+  const damage = sourceDamage(stderr);
+  if (damage) throw damage;
   // ffmpeg prints `progress=end` before it exits; a zero exit without it still means done.
   report(100);
 }

@@ -249,6 +249,20 @@ export function parseMediaPlaylist(
   return { targetDurationSec: target, initUri, segments };
 }
 
+/**
+ * `text` with an EXT-X-TARGETDURATION of at least 1 and at least every EXTINF rounded to the
+ * nearest integer (RFC 8216 4.3.3.1). ffmpeg 5.1's hls muxer rounds the longest segment to the
+ * nearest integer, so a video of 0.5 s or less (a one-frame clip) got `TARGETDURATION:0`, which
+ * players and parsers refuse.
+ */
+export function withTargetDuration(text: string): string {
+  const durations = [...text.matchAll(/^#EXTINF:([\d.]+)/gm)].map((m) => Number(m[1]));
+  const needed = Math.max(1, ...durations.map((d) => Math.round(d)));
+  return text.replace(/^#EXT-X-TARGETDURATION:(\d+)$/m, (line, value: string) =>
+    Number(value) >= needed ? line : `#EXT-X-TARGETDURATION:${needed}`,
+  );
+}
+
 // RFC 8216 4.3.3.1: the tag says every segment starts with a key frame (video) or can be decoded on
 // its own. True of all renditions here: video segments start at the forced keyframes, and every
 // AAC frame is a sync sample. ffmpeg 5.1's hls muxer writes it for video variants only.
@@ -275,7 +289,7 @@ async function sizeOf(path: string): Promise<number | undefined> {
 async function readRendition(outDir: string, output: RenditionOutput): Promise<ReadRendition> {
   const playlistPath = output.playlist;
   const original = await readFile(join(outDir, playlistPath), 'utf8');
-  const text = withIndependentSegments(original);
+  const text = withTargetDuration(withIndependentSegments(original));
   if (text !== original) await writeFile(join(outDir, playlistPath), text);
   const parsed = parseMediaPlaylist(text, playlistPath);
   // The same resolution as the validator's, so both look up the same package paths.
