@@ -1,22 +1,16 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import type { Container } from '../../src/container.js';
-import type { Asset } from '../../src/domain/asset.js';
-import { newId } from '../../src/domain/ids.js';
-import { DEFAULT_LADDER_SETTINGS, planLadder } from '../../src/domain/ladder.js';
-import { run } from '../../src/media/ffmpeg.js';
-import { encodeLadder } from '../../src/media/ladder-encode.js';
-import { packageLadder } from '../../src/media/package-ladder.js';
-import { probeVideo } from '../../src/media/video-probe.js';
-import { streamContentType } from '../../src/pipeline/video/stream-files.js';
-import { originalKey, stepOutputKey } from '../../src/storage/keys.js';
 import { AUTH } from '../helpers/auth.js';
 import { ensureBuilt, ProcessGroup } from '../helpers/cli.js';
 import { testContainer } from '../helpers/container.js';
+import {
+  makeStreamPackage,
+  type StreamPackage,
+  storeReadyVideo,
+  storeStreamFile,
+  streamBlobKey,
+} from '../helpers/stream-package.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // `POST /v1/assets/{id}/check` and `assetpipe check`: a real package (encodeLadder + packageLadder
@@ -24,15 +18,8 @@ import { tempDir } from '../helpers/tmp.js';
 // stored as the `stream/` renditions of a `ready` video, as the video pipeline publishes one; then
 // blobs are removed, truncated or rewritten behind the catalog's back, and the check must say which.
 
-const RUN = { timeoutMs: 120_000 };
-const CLIP_SEC = 2;
-
-interface Package {
-  /** Package path -> bytes. */
-  files: Map<string, Buffer>;
-  source: Buffer;
-  durationSec: number;
-}
+const _RUN = { timeoutMs: 120_000 };
+const _CLIP_SEC = 2;
 
 interface Report {
   ok: boolean;
@@ -42,133 +29,8 @@ interface Report {
   findings: { code: string; message: string; path?: string }[];
 }
 
-async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
-}
-
-/** A real HLS + DASH package of a tiny clip, read into memory. */
-async function makePackage(dir: string): Promise<Package> {
-  const sourcePath = join(dir, 'source.mp4');
-  await run(
-    'ffmpeg',
-    [
-      ...['-hide_banner', '-v', 'error', '-y'],
-      ...['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${CLIP_SEC}`],
-      ...['-filter_complex', `testsrc2=size=320x180:rate=25:duration=${CLIP_SEC}[v]`],
-      ...['-map', '[v]', '-map', '0:a', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'],
-      ...['-c:a', 'aac', sourcePath],
-    ],
-    RUN,
-  );
-  const probe = await probeVideo(sourcePath, RUN);
-  const v = probe.video!;
-  const plan = planLadder(
-    {
-      durationSec: probe.durationSec,
-      video: {
-        widthPx: v.displayWidth,
-        heightPx: v.displayHeight,
-        frameRateFps: v.frameRate,
-        variableFrameRate: v.variableFrameRate,
-        frameCount: v.frameCount,
-        dynamicRange: 'sdr',
-        bitDepth: 8,
-      },
-      audio: { channels: probe.audio!.channels },
-    },
-    { ...DEFAULT_LADDER_SETTINGS, segmentDurationSec: 1 },
-  );
-  const outDir = join(dir, 'package');
-  const layout = await encodeLadder(plan, {
-    input: sourcePath,
-    outDir,
-    sourceFrameRateFps: v.frameRate,
-    durationSec: probe.durationSec,
-    preset: 'ultrafast',
-    ...RUN,
-  });
-  const packaged = await packageLadder({
-    plan,
-    layout,
-    outDir,
-    expectedDurationSec: probe.durationSec!,
-    ...RUN,
-  });
-  expect(packaged.findings).toEqual([]);
-  const files = new Map<string, Buffer>();
-  for (const path of await listFiles(outDir)) files.set(path, await readFile(join(outDir, path)));
-  return { files, source: await readFile(sourcePath), durationSec: probe.durationSec! };
-}
-
-/** Stores `pkg` as version 1 of a new `ready` video, as the pipeline publishes one. */
-async function storeReadyVideo(
-  container: Container,
-  pkg: Package,
-  options: { links?: Record<string, unknown>; publish?: boolean } = {},
-): Promise<Asset> {
-  const { catalog, blobs } = container;
-  const at = new Date().toISOString();
-  const assetId = newId('ast');
-  const key = originalKey(newId('upl'));
-  await blobs.put(key, pkg.source);
-  const runId = newId('run');
-  await catalog.createAssetWithRun(
-    {
-      id: assetId,
-      projectId: 'default',
-      filename: 'clip.mp4',
-      type: 'video',
-      mimeType: 'video/mp4',
-      size: pkg.source.length,
-      sha256: createHash('sha256').update(pkg.source).digest('hex'),
-      originalKey: key,
-      uploadedAt: at,
-    },
-    runId,
-  );
-  for (const [path, bytes] of pkg.files) await storeFile(container, assetId, path, bytes);
-  if (options.publish !== false) {
-    await catalog.startRun(runId, at);
-    await catalog.publishRun(
-      runId,
-      {
-        width: 320,
-        height: 180,
-        durationSec: pkg.durationSec,
-        extra: { stream: { hls: 'master.m3u8', dash: 'manifest.mpd', ...options.links } },
-      },
-      at,
-    );
-  }
-  return (await catalog.getAsset(assetId))!;
-}
-
-/** Stores `bytes` as the package file `path` of version 1, blob and rendition row alike. */
-async function storeFile(
-  container: Container,
-  assetId: string,
-  path: string,
-  bytes: Buffer,
-): Promise<string> {
-  const key = stepOutputKey(assetId, 1, 'encode', `stream/${path}`);
-  await container.blobs.put(key, bytes);
-  await container.catalog.putRendition({
-    assetId,
-    version: 1,
-    name: `stream/${path}`,
-    key,
-    contentType: streamContentType(path),
-    size: bytes.length,
-    createdAt: new Date().toISOString(),
-  });
-  return key;
-}
-
-const blobKey = (asset: Asset, path: string) => stepOutputKey(asset.id, 1, 'encode', `stream/${path}`);
-
 /** Segments the stored media playlists list, counted here from the files themselves. */
-function countSegments(pkg: Package): number {
+function countSegments(pkg: StreamPackage): number {
   return [...pkg.files]
     .filter(([path]) => path.endsWith('/index.m3u8'))
     .reduce((sum, [, text]) => sum + (text.toString('utf8').match(/^#EXTINF:/gm)?.length ?? 0), 0);
@@ -178,7 +40,7 @@ describe('stream package check', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let harness: Awaited<ReturnType<typeof testContainer>>;
   let app: FastifyInstance;
-  let pkg: Package;
+  let pkg: StreamPackage;
 
   const check = async (id: string, headers: Record<string, string> = AUTH) => {
     const res = await app.inject({ method: 'POST', url: `/v1/assets/${id}/check`, headers });
@@ -187,7 +49,7 @@ describe('stream package check', () => {
 
   beforeAll(async () => {
     tmp = await tempDir('assetpipe-stream-check-');
-    pkg = await makePackage(tmp.dir);
+    pkg = await makeStreamPackage(tmp.dir);
     harness = await testContainer({ ASSETPIPE_WORKERS: '0' });
     app = await buildApp(harness.container);
   }, 180_000);
@@ -228,7 +90,7 @@ describe('stream package check', () => {
 
   it('names the segment whose blob is gone, and nothing else', async () => {
     const video = await storeReadyVideo(harness.container, pkg);
-    await harness.container.blobs.delete(blobKey(video, 'h264-180p/seg-00001.m4s'));
+    await harness.container.blobs.delete(streamBlobKey(video.id, 1, 'h264-180p/seg-00001.m4s'));
     const res = await check(video.id);
 
     expect(res.status).toBe(200);
@@ -247,7 +109,10 @@ describe('stream package check', () => {
   it('names a blob that is shorter than its rendition row says', async () => {
     const video = await storeReadyVideo(harness.container, pkg);
     const original = pkg.files.get('audio/seg-00000.m4s')!;
-    await harness.container.blobs.put(blobKey(video, 'audio/seg-00000.m4s'), original.subarray(0, 200));
+    await harness.container.blobs.put(
+      streamBlobKey(video.id, 1, 'audio/seg-00000.m4s'),
+      original.subarray(0, 200),
+    );
     const res = await check(video.id);
 
     expect(res.body.ok).toBe(false);
@@ -262,7 +127,7 @@ describe('stream package check', () => {
     const video = await storeReadyVideo(harness.container, pkg, {
       links: { poster: { jpeg: 'poster.jpg', webp: 'poster.webp' } },
     });
-    await storeFile(harness.container, video.id, 'poster.webp', Buffer.alloc(0));
+    await storeStreamFile(harness.container, video.id, 1, 'poster.webp', Buffer.alloc(0));
     const res = await check(video.id);
 
     expect(res.body.findings).toEqual([
@@ -281,9 +146,10 @@ describe('stream package check', () => {
     const declared = /CODECS="(avc1\.[0-9a-f]{6}),/.exec(master)?.[1];
     expect(declared).toBeDefined();
     // Baseline 3.0: a player that trusts it may pick a decoder the stream is too much for.
-    await storeFile(
+    await storeStreamFile(
       harness.container,
       video.id,
+      1,
       'master.m3u8',
       Buffer.from(master.replaceAll(declared!, 'avc1.42e01e')),
     );
@@ -300,7 +166,7 @@ describe('stream package check', () => {
 
   it('reports a missing master playlist', async () => {
     const video = await storeReadyVideo(harness.container, pkg);
-    await harness.container.blobs.delete(blobKey(video, 'master.m3u8'));
+    await harness.container.blobs.delete(streamBlobKey(video.id, 1, 'master.m3u8'));
     const res = await check(video.id);
 
     expect(res.body).toMatchObject({ ok: false, playlists: 0, segments: 0 });
@@ -343,8 +209,8 @@ describe('stream package check', () => {
 
     it('exits 1 and prints each finding on its own line', async () => {
       const video = await storeReadyVideo(harness.container, pkg);
-      await harness.container.blobs.delete(blobKey(video, 'h264-180p/seg-00001.m4s'));
-      await harness.container.blobs.put(blobKey(video, 'manifest.mpd'), Buffer.from('<MPD/>'));
+      await harness.container.blobs.delete(streamBlobKey(video.id, 1, 'h264-180p/seg-00001.m4s'));
+      await harness.container.blobs.put(streamBlobKey(video.id, 1, 'manifest.mpd'), Buffer.from('<MPD/>'));
       const res = await procs.run(['check', video.id, '--data', harness.dataDir]);
 
       expect(res.code, res.stderr).toBe(1);

@@ -1,25 +1,14 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, relative } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import type { Container } from '../../src/container.js';
 import type { Asset } from '../../src/domain/asset.js';
-import { newId } from '../../src/domain/ids.js';
-import { DEFAULT_LADDER_SETTINGS, planLadder } from '../../src/domain/ladder.js';
 import { signStreamToken } from '../../src/domain/stream-token.js';
 import { streamLinker, streamPath } from '../../src/http/stream-links.js';
-import { run } from '../../src/media/ffmpeg.js';
-import { encodeLadder } from '../../src/media/ladder-encode.js';
-import { packageLadder } from '../../src/media/package-ladder.js';
-import { probeVideo } from '../../src/media/video-probe.js';
-import { streamContentType } from '../../src/pipeline/video/stream-files.js';
-import { originalKey, stepOutputKey } from '../../src/storage/keys.js';
 import { AUTH } from '../helpers/auth.js';
 import { testContainer } from '../helpers/container.js';
+import { makeStreamPackage, type StreamPackage, storeReadyVideo } from '../helpers/stream-package.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // /stream end to end, in process: a real package (encodeLadder + packageLadder on a 2 s 320x180
@@ -28,153 +17,11 @@ import { tempDir } from '../helpers/tmp.js';
 // them. No pipeline runs. URLs come from streamLinker, as asset records carry them, and every URI
 // inside a playlist is resolved against the playlist's own URL, as a player does.
 
-const RUN = { timeoutMs: 120_000 };
-const CLIP_SEC = 2;
+const _RUN = { timeoutMs: 120_000 };
+const _CLIP_SEC = 2;
 const HLS = 'application/vnd.apple.mpegurl';
 const SHORT = 'public, max-age=60';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-
-interface Package {
-  /** Package path -> bytes. */
-  files: Map<string, Buffer>;
-  source: Buffer;
-  durationSec: number;
-}
-
-async function listFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
-}
-
-/** A real HLS + DASH package of a tiny clip, read into memory. */
-async function makePackage(dir: string): Promise<Package> {
-  const sourcePath = join(dir, 'source.mp4');
-  await run(
-    'ffmpeg',
-    [
-      ...['-hide_banner', '-v', 'error', '-y'],
-      ...['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${CLIP_SEC}`],
-      ...['-filter_complex', `testsrc2=size=320x180:rate=25:duration=${CLIP_SEC}[v]`],
-      ...['-map', '[v]', '-map', '0:a', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'],
-      ...['-c:a', 'aac', sourcePath],
-    ],
-    RUN,
-  );
-  const probe = await probeVideo(sourcePath, RUN);
-  const v = probe.video!;
-  const plan = planLadder(
-    {
-      durationSec: probe.durationSec,
-      video: {
-        widthPx: v.displayWidth,
-        heightPx: v.displayHeight,
-        frameRateFps: v.frameRate,
-        variableFrameRate: v.variableFrameRate,
-        frameCount: v.frameCount,
-        dynamicRange: 'sdr',
-        bitDepth: 8,
-      },
-      audio: { channels: probe.audio!.channels },
-    },
-    { ...DEFAULT_LADDER_SETTINGS, segmentDurationSec: 1 },
-  );
-  const outDir = join(dir, 'package');
-  const layout = await encodeLadder(plan, {
-    input: sourcePath,
-    outDir,
-    sourceFrameRateFps: v.frameRate,
-    durationSec: probe.durationSec,
-    preset: 'ultrafast',
-    ...RUN,
-  });
-  const packaged = await packageLadder({
-    plan,
-    layout,
-    outDir,
-    expectedDurationSec: probe.durationSec!,
-    ...RUN,
-  });
-  expect(packaged.findings).toEqual([]);
-  const files = new Map<string, Buffer>();
-  for (const path of await listFiles(outDir)) files.set(path, await readFile(join(outDir, path)));
-  return { files, source: await readFile(sourcePath), durationSec: probe.durationSec! };
-}
-
-/** Stores `pkg` as version 1 (and more, when asked) of a new `ready` video, as the pipeline publishes one. */
-async function storeReadyVideo(
-  container: Container,
-  pkg: Package,
-  options: { projectId?: string; versions?: number } = {},
-): Promise<Asset> {
-  const { catalog, blobs } = container;
-  const at = new Date().toISOString();
-  const assetId = newId('ast');
-  const sha256 = createHash('sha256').update(pkg.source).digest('hex');
-  for (let version = 1; version <= (options.versions ?? 1); version++) {
-    const key = originalKey(newId('upl'));
-    await blobs.put(key, pkg.source);
-    const runId = newId('run');
-    const file = {
-      filename: 'clip.mp4',
-      type: 'video' as const,
-      mimeType: 'video/mp4',
-      size: pkg.source.length,
-    };
-    if (version === 1) {
-      await catalog.createAssetWithRun(
-        {
-          id: assetId,
-          projectId: options.projectId ?? 'default',
-          ...file,
-          sha256,
-          originalKey: key,
-          uploadedAt: at,
-        },
-        runId,
-      );
-    } else {
-      await catalog.createVersionWithRun(
-        { assetId, ...file, sha256, originalKey: key, createdAt: at },
-        runId,
-      );
-    }
-    for (const [path, bytes] of pkg.files) {
-      const blobKey = stepOutputKey(assetId, version, 'encode', `stream/${path}`);
-      await blobs.put(blobKey, bytes);
-      await catalog.putRendition({
-        assetId,
-        version,
-        name: `stream/${path}`,
-        key: blobKey,
-        contentType: streamContentType(path),
-        size: bytes.length,
-        createdAt: at,
-      });
-    }
-    await catalog.startRun(runId, at);
-    await catalog.publishRun(
-      runId,
-      {
-        width: 320,
-        height: 180,
-        durationSec: pkg.durationSec,
-        extra: {
-          stream: {
-            hls: 'master.m3u8',
-            dash: 'manifest.mpd',
-            poster: null,
-            storyboard: null,
-            download: null,
-          },
-        },
-      },
-      at,
-    );
-  }
-  const asset = await catalog.getAsset(assetId);
-  if (asset?.status !== 'ready') throw new Error(`asset ${assetId} did not become ready`);
-  return asset;
-}
 
 /** The URI lines of a playlist, and the URI attributes of its tags (EXT-X-MAP, EXT-X-MEDIA). */
 function playlistUris(text: string): string[] {
@@ -214,7 +61,7 @@ describe('/stream delivery of a stored package', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let harness: Awaited<ReturnType<typeof testContainer>>;
   let app: FastifyInstance;
-  let pkg: Package;
+  let pkg: StreamPackage;
   let video: Asset;
   let masterUrl: string;
 
@@ -230,7 +77,7 @@ describe('/stream delivery of a stored package', () => {
 
   beforeAll(async () => {
     tmp = await tempDir('assetpipe-stream-delivery-');
-    pkg = await makePackage(tmp.dir);
+    pkg = await makeStreamPackage(tmp.dir);
     harness = await testContainer({ ASSETPIPE_WORKERS: '0' });
     app = await buildApp(harness.container);
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import type { Container } from '../../src/container.js';
+import { run } from '../../src/media/ffmpeg.js';
+import { startWorkers } from '../../src/workers.js';
+import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
+import { testContainer, waitFor } from '../helpers/container.js';
+import { checkPackage, downloadPackage } from '../helpers/ladder-checks.js';
+import { tempDir } from '../helpers/tmp.js';
+
+// A source longer than ASSETPIPE_VIDEO_CHUNK_SEC goes through chunk jobs: the encode step queues
+// one job per chunk and parks the run, worker slots encode the chunks, the last one queues the run
+// again, and the encode step joins them without re-encoding. Here: 9 s, 1 s segments, 3 s chunks
+// -> 3 chunks, two worker slots. The published package must pass every ladder check of the issue
+// (keyframes identical across rungs, duration within a frame, silent decode across the joints,
+// BANDWIDTH vs measured), and no chunk file may be left in the blob store.
+
+const CLIP_SEC = 9;
+type VideoRecord = AssetRecord & {
+  hls: string | null;
+  ladder: { rungs: { id: string; codec: string; width: number; height: number; frameRate: number }[] } | null;
+};
+
+let dir: string;
+let source: string;
+let cleanup: (() => Promise<void>) | undefined;
+let closeAll: (() => Promise<void>) | undefined;
+let container: Container;
+let app: FastifyInstance;
+let baseUrl: string;
+let asset: VideoRecord;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir('assetpipe-video-chunked-'));
+  source = join(dir, 'film.mp4');
+  await run(
+    'ffmpeg',
+    [
+      ...['-hide_banner', '-v', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', `testsrc2=size=854x480:rate=30000/1001:duration=${CLIP_SEC}`],
+      ...['-f', 'lavfi', '-i', `sine=frequency=330:sample_rate=48000:duration=${CLIP_SEC}`],
+      ...['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', source],
+    ],
+    { timeoutMs: 120_000 },
+  );
+  const h = await testContainer({
+    ASSETPIPE_VIDEO_SEGMENT_SEC: '1',
+    ASSETPIPE_VIDEO_CHUNK_SEC: '3',
+    ASSETPIPE_VIDEO_ABR: 'fixed',
+    ASSETPIPE_WORKERS: '2',
+  });
+  container = h.container;
+  app = await buildApp(container);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no listening address');
+  baseUrl = `http://127.0.0.1:${address.port}`;
+  const workers = startWorkers(container);
+  closeAll = async () => {
+    await workers.stop();
+    await app.close();
+    await h.cleanup();
+  };
+
+  const created = await upload(baseUrl, await readFile(source), 'film.mp4', { type: 'video/mp4' });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const id = (created.body as AssetRecord).id;
+  asset = await waitFor(
+    async () => {
+      const { body } = await getJson<VideoRecord>(`${baseUrl}/v1/assets/${id}`);
+      return body.status === 'processing' ? undefined : body;
+    },
+    300_000,
+    'the chunked video to be processed',
+  );
+  if (asset.status !== 'ready') {
+    throw new Error(
+      `the video ended ${asset.status}: ${asset.error}\n${JSON.stringify(await getRuns(baseUrl, id))}`,
+    );
+  }
+}, 420_000);
+
+afterAll(async () => {
+  await closeAll?.();
+  await cleanup?.();
+});
+
+describe('a long video encoded by chunk jobs', () => {
+  it('records the chunk jobs and the parked encode step in the run history', async () => {
+    const [runRecord] = await getRuns(baseUrl, asset.id);
+    expect(runRecord?.status).toBe('succeeded');
+    const steps = runRecord?.steps ?? [];
+    const chunkSteps = steps.filter((s) => /^encode\.chunk-\d+$/.test(s.name));
+    expect(chunkSteps.map((s) => `${s.name}:${s.status}`).sort()).toEqual([
+      'encode.chunk-0:succeeded',
+      'encode.chunk-1:succeeded',
+      'encode.chunk-2:succeeded',
+    ]);
+    const encodes = steps.filter((s) => s.name === 'encode');
+    expect(encodes[0]).toMatchObject({ status: 'skipped' });
+    expect(encodes[0]?.error).toMatch(/Waiting for 3 of 3 chunk jobs/);
+    expect(encodes.at(-1)).toMatchObject({
+      status: 'succeeded',
+      output: expect.objectContaining({ mode: 'chunked', chunks: 3 }),
+    });
+    const runs = await getJson<{ items: { progress: number }[] }>(`${baseUrl}/v1/assets/${asset.id}/runs`);
+    expect(runs.body.items[0]?.progress).toBe(100);
+  });
+
+  it('publishes a package that passes every ladder check across the chunk joints', async () => {
+    const local = join(dir, 'package');
+    await downloadPackage({ baseUrl, masterUrl: asset.hls ?? '', dir: local });
+    const rungs = asset.ladder?.rungs ?? [];
+    expect(rungs.map((r) => `${r.width}x${r.height}`)).toEqual(['854x480', '640x360']);
+    const report = await checkPackage({
+      dir: local,
+      source,
+      rungs,
+      audio: { codec: 'aac', channels: 2 },
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.renditions.every((r) => r.decodeErrors === '')).toBe(true);
+  });
+
+  it('leaves no chunk file in the blob store', async () => {
+    const left: string[] = [];
+    for await (const info of container.blobs.list(`derived/${asset.id}/v1/encode/chunks/`))
+      left.push(info.key);
+    expect(left).toEqual([]);
+  });
+});
