@@ -25,7 +25,6 @@ export function startWorkers(container: Container): { stop: () => Promise<void> 
         {
           catalog: container.catalog,
           blobs: container.blobs,
-          queue,
           logger: logger.child({ component: 'pipeline' }),
           scratchRoot: runner.scratchRoot,
           video: config.video,
@@ -37,7 +36,8 @@ export function startWorkers(container: Container): { stop: () => Promise<void> 
     },
   };
   queue.work('pipeline.run', handlers['pipeline.run'], { concurrency: config.workers });
-  // Chunks of long videos: as many at once as runs, so a fleet of workers shares one film.
+  // Chunks of long videos have slots of their own: a run waiting for its chunks holds a run slot,
+  // never a chunk slot, so chunks always progress (and every worker of a fleet shares one film).
   queue.work('pipeline.chunk', handlers['pipeline.chunk'], { concurrency: config.workers });
 
   const sweep = async () => {

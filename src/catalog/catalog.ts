@@ -194,7 +194,7 @@ export interface Catalog {
   listUnfinishedRuns(limit: number): Promise<Run[]>;
   /** Moves the run to `running` and counts the attempt. */
   startRun(runId: string, at: string): Promise<Run>;
-  /** Records how far an unfinished run is (0-100); ignored for a finished run. */
+  /** Records how far an unfinished run is (0-100); never lowers it; ignored for a finished run. */
   setRunProgress(runId: string, percent: number): Promise<void>;
 
   startStep(step: {

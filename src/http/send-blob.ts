@@ -40,6 +40,8 @@ export async function sendBlob(
   const decision = decideRange(typeof rangeHeader === 'string' ? rangeHeader : undefined, blob.info.size);
   if (decision.kind === 'unsatisfiable') {
     reply.header('content-range', `bytes */${blob.info.size}`);
+    // The problem answer must not be cached as if it were the (immutable) file.
+    reply.header('cache-control', 'no-store');
     throw new AppError(
       'RANGE_NOT_SATISFIABLE',
       `The requested range is outside the ${blob.info.size} bytes of this file.`,

@@ -7,7 +7,7 @@ import type { Chunk } from '../domain/chunks.js';
 export interface JobPayloads {
   /** Process one asset version: run every step of its pipeline, then publish or fail it. */
   'pipeline.run': { runId: string };
-  /** Encode chunk `index` of a run's video (see `ChunkJobs`); the last one done queues the run again. */
+  /** Encode one chunk of a run's video (see `ChunkJobs`); the run's encode step waits for them all. */
   'pipeline.chunk': { runId: string; total: number; chunk: Chunk };
 }
 
@@ -21,11 +21,6 @@ export function runJobKey(runId: string): string {
 /** The dedupe key of a run's chunk job. */
 export function chunkJobKey(runId: string, index: number): string {
   return `chunk:${runId}:${index}`;
-}
-
-/** The dedupe key of the job that resumes a run once its chunks are encoded. */
-export function resumeJobKey(runId: string): string {
-  return `run:${runId}:after-chunks`;
 }
 
 /** The step record of a chunk job in the run's history (`encode.chunk-2`). */

@@ -19,7 +19,6 @@ import {
   type OutputFileOnDisk,
   type PipelineDefinition,
   type PipelineSettings,
-  RunParked,
   type StepContext,
   type StepOutput,
   stepSpan,
@@ -29,7 +28,7 @@ export interface RunnerOptions {
   catalog: Catalog;
   blobs: BlobStore;
   /** Where steps queue the jobs they wait for (chunks of a long video). */
-  queue: Pick<JobQueue, 'enqueue'>;
+  queue: Pick<JobQueue, 'enqueue' | 'getJob'>;
   logger: Logger;
   metrics: Metrics;
   pipelines: Record<MediaType, PipelineDefinition>;
@@ -49,8 +48,7 @@ export interface RunAttempt {
   progress(percent: number): Promise<void>;
 }
 
-/** `parked`: a step waits for other jobs (chunks); the last of them queues the run again. */
-export type RunOutcome = 'published' | 'failed' | 'parked' | 'already-finished' | 'missing';
+export type RunOutcome = 'published' | 'failed' | 'already-finished' | 'missing';
 
 class StepTimeoutError extends Error {
   constructor(step: string, ms: number) {
@@ -187,7 +185,12 @@ export class PipelineRunner {
         const output =
           name === 'publish'
             ? await this.publish(run, pipeline, outputs)
-            : await this.withTimeout(name, timeout, () => pipeline.steps[index]!.run(ctx));
+            : await this.withTimeout(
+                name,
+                Math.max(this.options.stepTimeoutMs, pipeline.steps[index]!.timeoutMs?.(outputs) ?? 0),
+                timeout,
+                () => pipeline.steps[index]!.run(ctx),
+              );
         const finishedAt = this.now();
         await catalog.finishStep(stepId, {
           status: 'succeeded',
@@ -206,15 +209,6 @@ export class PipelineRunner {
       } catch (err) {
         const finishedAt = this.now();
         const message = errorMessage(err);
-        if (err instanceof RunParked && !attempt.signal.aborted) {
-          await catalog.finishStep(stepId, {
-            status: 'skipped',
-            finishedAt: finishedAt.toISOString(),
-            error: message,
-          });
-          stepLogger.info({ reason: message }, 'run parked until its chunk jobs are done');
-          return 'parked';
-        }
         await catalog.finishStep(stepId, {
           status: 'failed',
           finishedAt: finishedAt.toISOString(),
@@ -263,12 +257,16 @@ export class PipelineRunner {
     let writtenAt = 0;
     return async (raw) => {
       const percent = Math.floor(Math.max(0, Math.min(100, raw)));
-      await attempt.progress(percent);
+      await attempt.progress(percent).catch(() => {});
       const now = Date.now();
       if (percent <= written || (now - writtenAt < 1000 && percent < 100)) return;
       written = percent;
       writtenAt = now;
-      await this.options.catalog.setRunProgress(runId, percent);
+      // Progress is informational: a failed write must not fail the step (or, from a callback that
+      // does not await it, crash the process with an unhandled rejection).
+      await this.options.catalog.setRunProgress(runId, percent).catch((err: unknown) => {
+        this.options.logger.warn({ err, runId }, 'could not record the run progress');
+      });
     };
   }
 
@@ -318,10 +316,22 @@ export class PipelineRunner {
     const { catalog, queue } = this.options;
     return {
       async dispatch(total, chunks) {
+        const jobs: { index: number; jobId: string }[] = [];
         for (const chunk of chunks) {
           const payload: JobPayloads['pipeline.chunk'] = { runId: run.id, total, chunk };
-          await queue.enqueue('pipeline.chunk', payload, { key: chunkJobKey(run.id, chunk.index) });
+          const { id } = await queue.enqueue('pipeline.chunk', payload, {
+            key: chunkJobKey(run.id, chunk.index),
+          });
+          jobs.push({ index: chunk.index, jobId: id });
         }
+        return jobs;
+      },
+      async job(jobId) {
+        const job = await queue.getJob(jobId);
+        return job && { status: job.status, lastError: job.lastError };
+      },
+      async runStatus() {
+        return (await catalog.getRun(run.id))?.status;
       },
       async finished() {
         const done = new Map<number, StepOutput>();
@@ -350,15 +360,32 @@ export class PipelineRunner {
       }
     }
     await this.options.catalog.publishRun(run.id, pipeline.facts(outputs), this.iso());
+    await this.deleteTemporaryBlobs(run, outputs);
     return { renditions: renditions.map((r) => r.name) };
+  }
+
+  /**
+   * Intermediate blobs the steps listed (`temporaryKeys`): deleted once the run is published. One
+   * that cannot be deleted stays until the asset is purged (it lives under the asset's prefix).
+   */
+  private async deleteTemporaryBlobs(run: Run, outputs: Record<string, StepOutput>): Promise<void> {
+    for (const output of Object.values(outputs)) {
+      const keys = Array.isArray(output.temporaryKeys) ? output.temporaryKeys : [];
+      for (const key of keys) {
+        if (typeof key !== 'string') continue;
+        await this.options.blobs.delete(key).catch((err: unknown) => {
+          this.options.logger.warn({ err, runId: run.id, key }, 'could not delete an intermediate blob');
+        });
+      }
+    }
   }
 
   private async withTimeout<T>(
     step: string,
+    ms: number,
     controller: AbortController,
     work: () => Promise<T>,
   ): Promise<T> {
-    const ms = this.options.stepTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([

@@ -39,7 +39,11 @@ export interface StepSettings extends PipelineSettings {
   exposeGps: boolean;
 }
 
-/** JSON-serialisable summary a step returns; stored on the step record, read back on resume. */
+/**
+ * JSON-serialisable summary a step returns; stored on the step record, read back on resume.
+ * `temporaryKeys` (string[]) lists intermediate blobs the runner deletes once the run is published
+ * (not before: a retry of the step may still need them).
+ */
 export type StepOutput = Record<string, unknown>;
 
 export interface OutputFile {
@@ -63,26 +67,18 @@ export interface OutputFileOnDisk {
 
 /**
  * The chunk jobs of a run: a long video is cut into chunks that any worker encodes as jobs of
- * their own. The step that needs them dispatches them and parks the run ({@link RunParked}); the
- * job that finishes the last chunk queues the run again.
+ * their own (`pipeline.chunk`, with their own worker slots, so a run waiting for its chunks never
+ * keeps them from running).
  */
 export interface ChunkJobs {
-  /** Queues the jobs of these chunks (each at most once per run), out of `total`. */
-  dispatch(total: number, chunks: readonly Chunk[]): Promise<void>;
+  /** Queues the jobs of these chunks (each at most once per run) and returns their job ids. */
+  dispatch(total: number, chunks: readonly Chunk[]): Promise<{ index: number; jobId: string }[]>;
   /** Outputs of the chunk jobs that finished, by chunk index. */
   finished(): Promise<Map<number, StepOutput>>;
-}
-
-/**
- * Thrown by a step that waits for other jobs (chunks): the run stops without failing, its worker is
- * freed, and the run is queued again when the jobs are done. The step is recorded as `skipped`
- * with this message, and runs again on the next attempt.
- */
-export class RunParked extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RunParked';
-  }
+  /** A chunk job's state: `dead` means it failed for good (with its last error). */
+  job(jobId: string): Promise<{ status: string; lastError: string | null } | undefined>;
+  /** The run's own status: a chunk that failed for good fails the run. */
+  runStatus(): Promise<string | undefined>;
 }
 
 export interface StepContext {
@@ -107,7 +103,7 @@ export interface StepContext {
   writeOutput(file: OutputFile): Promise<{ key: string; size: number }>;
   /** As `writeOutput`, for a file on disk (streamed: segments and other large outputs). */
   writeOutputFile(file: OutputFileOnDisk): Promise<{ key: string; size: number }>;
-  /** Intermediate files that are not renditions (chunk encodes): stored under the step's keys. */
+  /** Intermediate files that are not renditions (chunk encodes). */
   blobs: Pick<BlobStore, 'put' | 'get' | 'delete'>;
   chunks: ChunkJobs;
   progress(percent: number): Promise<void>;
@@ -117,6 +113,11 @@ export interface StepDefinition {
   name: string;
   /** Its share of the run's progress relative to the other steps (a video's encode dwarfs the rest). @default 1 */
   weight?: number;
+  /**
+   * How long this step may take for this run, from the earlier steps' outputs (a video's encode
+   * grows with its duration); the runner allows the larger of this and ASSETPIPE_STEP_TIMEOUT_MS.
+   */
+  timeoutMs?(outputs: Readonly<Record<string, StepOutput>>): number;
   run(ctx: StepContext): Promise<StepOutput>;
 }
 

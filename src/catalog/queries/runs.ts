@@ -105,6 +105,8 @@ export async function setRunProgress(cdb: CatalogDb, runId: string, percent: num
     .set({ progress: value })
     .where('id', '=', runId)
     .where('status', 'in', ['queued', 'running'])
+    // Never backwards: chunk jobs and the run's own steps report concurrently, a retry starts over.
+    .where('progress', '<', value)
     .execute();
 }
 

@@ -7,10 +7,9 @@ import type { Catalog } from '../../catalog/catalog.js';
 import { newId } from '../../domain/ids.js';
 import { errorMessage } from '../../errors.js';
 import { encodeChunk } from '../../media/chunk-encode.js';
-import type { JobQueue } from '../../queue/job-queue.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import { stepOutputKey } from '../../storage/keys.js';
-import { chunkIndexOfStep, chunkStepName, type JobPayloads, resumeJobKey } from '../jobs.js';
+import { chunkIndexOfStep, chunkStepName, type JobPayloads } from '../jobs.js';
 import { isPermanentFailure, stepSpan, type VideoSettings } from '../step.js';
 import { sourceFrameRate } from './encode.js';
 import { videoPipeline } from './index.js';
@@ -19,7 +18,6 @@ import type { ChunkOutput, PlanOutput, ProbeOutput } from './outputs.js';
 export interface ChunkJobDeps {
   catalog: Catalog;
   blobs: BlobStore;
-  queue: Pick<JobQueue, 'enqueue'>;
   logger: Logger;
   /** This process's scratch folder (the runner's). */
   scratchRoot: string;
@@ -36,9 +34,9 @@ export interface ChunkAttempt {
 
 /**
  * Encodes one chunk of a run's ladder (a job of its own, on any worker), stores its files and
- * records it in the run's history as `encode.chunk-<i>`. The job that completes the last chunk
- * queues the run again (deduplicated), so the encode step can join them. A chunk that fails for
- * good fails the run with the reason.
+ * records it in the run's history as `encode.chunk-<i>`, where the run's encode step, waiting,
+ * finds it. The step is recorded when the chunk is done (never left `running`: a run attempt that
+ * starts meanwhile must not mark it abandoned). A chunk that fails for good fails the run.
  */
 export async function executeChunk(
   deps: ChunkJobDeps,
@@ -52,10 +50,7 @@ export async function executeChunk(
   if (!run || run.status === 'succeeded' || run.status === 'failed') return;
   const stepName = chunkStepName(chunk.index);
   const history = await catalog.listSteps(runId);
-  if (history.some((s) => s.name === stepName && s.status === 'succeeded')) {
-    await resumeWhenComplete(deps, runId, total);
-    return;
-  }
+  if (history.some((s) => s.name === stepName && s.status === 'succeeded')) return;
   const probe = (history.find((s) => s.name === 'probe' && s.status === 'succeeded')?.output ??
     null) as ProbeOutput | null;
   const plan = (history.find((s) => s.name === 'plan' && s.status === 'succeeded')?.output ??
@@ -70,14 +65,13 @@ export async function executeChunk(
     return;
   }
 
-  const stepId = newId('stp');
-  await catalog.startStep({
-    id: stepId,
-    runId,
-    name: stepName,
-    attempt: history.filter((s) => s.name === stepName).length + 1,
-    startedAt: new Date().toISOString(),
-  });
+  const startedAt = new Date().toISOString();
+  const record = async (finish: Parameters<Catalog['finishStep']>[1]) => {
+    const stepId = newId('stp');
+    const attemptNumber = (await catalog.listSteps(runId)).filter((s) => s.name === stepName).length + 1;
+    await catalog.startStep({ id: stepId, runId, name: stepName, attempt: attemptNumber, startedAt });
+    await catalog.finishStep(stepId, finish);
+  };
   const dir = join(deps.scratchRoot, `${runId}-chunk${chunk.index}-${newId('stp').slice(4)}`);
   const timeout = AbortSignal.timeout(deps.stepTimeoutMs);
   const signal = AbortSignal.any([attempt.signal, timeout]);
@@ -96,27 +90,28 @@ export async function executeChunk(
       signal,
       onProgress: (percent: number) => void attempt.progress(percent),
     });
+    // The run may have failed (another chunk) or been finished meanwhile: then nothing is stored.
+    const now = await catalog.getRun(runId);
+    if (now?.status !== 'running' && now?.status !== 'queued') return;
     const files: ChunkOutput['files'] = [];
     for (const file of encoded) {
       const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-      const key = stepOutputKey(run.assetId, run.version, 'encode', `chunks/${chunk.index}/${name}`);
+      // Under the run's id: a reprocess of the same version never shares (or deletes) these files.
+      const key = stepOutputKey(run.assetId, run.version, 'encode', `chunks/${runId}/${chunk.index}/${name}`);
       const info = await blobs.put(key, createReadStream(file.path), { contentType: 'video/mp4' });
       files.push({ rungId: file.rungId, name, key, size: info.size });
     }
     const output: ChunkOutput = { files, startSec: chunk.startSec, durationSec: chunk.durationSec };
-    await catalog.finishStep(stepId, { status: 'succeeded', finishedAt: new Date().toISOString(), output });
+    await record({ status: 'succeeded', finishedAt: new Date().toISOString(), output });
     logger.info({ files: files.length }, 'chunk encoded');
-    await reportChunkProgress(deps, runId, total);
-    await resumeWhenComplete(deps, runId, total);
+    await reportChunkProgress(deps, runId, total).catch((err: unknown) => {
+      logger.warn({ err }, 'could not record the run progress');
+    });
   } catch (err) {
     const message = timeout.aborted
       ? `chunk ${chunk.index} did not finish within ${Math.round(deps.stepTimeoutMs / 1000)} s`
       : errorMessage(err);
-    await catalog.finishStep(stepId, {
-      status: 'failed',
-      finishedAt: new Date().toISOString(),
-      error: message,
-    });
+    await record({ status: 'failed', finishedAt: new Date().toISOString(), error: message });
     if (attempt.signal.aborted) throw err; // shutdown or lost lease: another worker carries on
     if (isPermanentFailure(err) || attempt.attempt >= attempt.maxAttempts) {
       logger.error({ err }, 'chunk failed for good');
@@ -141,19 +136,6 @@ async function reportChunkProgress(deps: ChunkJobDeps, runId: string, total: num
   ).length;
   const index = videoPipeline.steps.findIndex((s) => s.name === 'encode');
   const span = stepSpan(videoPipeline, index);
-  // The join and packaging after the last chunk take the rest of the step's share.
-  await deps.catalog.setRunProgress(runId, span.start + ((span.end - span.start) * 0.9 * done) / total);
-}
-
-/** Queues the run again once every chunk is encoded (idempotent: one resume job per run). */
-async function resumeWhenComplete(deps: ChunkJobDeps, runId: string, total: number): Promise<void> {
-  const steps = await deps.catalog.listSteps(runId);
-  const done = new Set(
-    steps
-      .filter((s) => s.status === 'succeeded')
-      .map((s) => chunkIndexOfStep(s.name))
-      .filter((i): i is number => i !== null),
-  );
-  if (done.size < total) return;
-  await deps.queue.enqueue('pipeline.run', { runId }, { key: resumeJobKey(runId) });
+  // The chunks are 80 % of the encode step's share (encode.ts); join, packaging and storing the rest.
+  await deps.catalog.setRunProgress(runId, span.start + ((span.end - span.start) * 0.8 * done) / total);
 }

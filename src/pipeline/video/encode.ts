@@ -11,7 +11,7 @@ import type { VideoProbe } from '../../media/ffprobe-parse.js';
 import { encodeLadder, type LadderOutputLayout } from '../../media/ladder-encode.js';
 import { packageLadder } from '../../media/package-ladder.js';
 import { progressiveRung, writeProgressiveMp4 } from '../../media/progressive-mp4.js';
-import { RunParked, type StepContext, type StepDefinition } from '../step.js';
+import type { StepContext, StepDefinition } from '../step.js';
 import { type ChunkOutput, type EncodeOutput, planOutput, probeOutput } from './outputs.js';
 import { STREAM_PREFIX, streamContentType } from './stream-files.js';
 
@@ -42,12 +42,13 @@ export function sourceFrameRate(probe: VideoProbe): number | null {
  * Encodes the planned ladder, packages it (HLS master + DASH MPD over the same CMAF segments, and
  * the progressive MP4), validates it as a player would find it and stores every file under
  * `stream/`. A source longer than the chunk length is encoded by chunk jobs on any worker: the
- * step dispatches them and parks the run; when the last chunk is done the run comes back here and
- * the chunks are joined without re-encoding.
+ * step queues them, waits for them, and joins the chunks without re-encoding.
  */
 export const encodeStep: StepDefinition = {
   name: 'encode',
   weight: 20,
+  // Up to 20 s of work per second of source (a slow preset on a small machine), plus 10 minutes.
+  timeoutMs: (outputs) => 600_000 + 20_000 * (probeOutput(outputs).probe.durationSec ?? 0),
   async run(ctx): Promise<EncodeOutput> {
     const { probe } = probeOutput(ctx.outputs);
     const { plan } = planOutput(ctx.outputs);
@@ -56,6 +57,7 @@ export const encodeStep: StepDefinition = {
     const outDir = join(ctx.scratchDir, 'package');
     const onProgress = (percent: number) => void ctx.progress((percent * ENCODE_SHARE) / 100);
 
+    const temporaryKeys: string[] = [];
     let layout: LadderOutputLayout;
     if (chunks.length === 1) {
       layout = await encodeLadder(plan, {
@@ -71,14 +73,17 @@ export const encodeStep: StepDefinition = {
         signal: ctx.signal,
       });
     } else {
-      const chunkDirs = await fetchChunks(ctx, chunks);
+      // Chunk jobs take most of the encode's share; the join, packaging and storing the rest.
+      const fetched = await awaitChunks(ctx, chunks, (p) => onProgress(p * 0.8));
+      const chunkDirs = fetched.dirs;
+      temporaryKeys.push(...fetched.keys);
       layout = await joinChunks(plan, {
         input: source,
         chunkDirs,
         outDir,
         ...(probe.audio ? { audioStreamIndex: probe.audio.index } : {}),
         durationSec: probe.durationSec,
-        onProgress,
+        onProgress: (p) => onProgress(80 + p * 0.2),
         timeoutMs: TOOL_TIMEOUT_MS,
         signal: ctx.signal,
       });
@@ -111,6 +116,7 @@ export const encodeStep: StepDefinition = {
     const files = await listFiles(outDir);
     let bytes = 0;
     await mapLimit(files, UPLOAD_CONCURRENCY, async (path) => {
+      ctx.signal.throwIfAborted();
       const rel = relative(outDir, path).split('\\').join('/');
       const { size } = await ctx.writeOutputFile({
         name: `${STREAM_PREFIX}${rel}`,
@@ -119,7 +125,6 @@ export const encodeStep: StepDefinition = {
       });
       bytes += size;
     });
-    await deleteChunkBlobs(ctx);
     return {
       mode: chunks.length === 1 ? 'one-piece' : 'chunked',
       chunks: chunks.length,
@@ -128,51 +133,87 @@ export const encodeStep: StepDefinition = {
       bytes,
       download: downloadRung !== null,
       dash: true,
+      // The chunk files: deleted by the runner once the run is published.
+      temporaryKeys,
     };
   },
 };
 
+/** How often a run waiting for its chunk jobs looks at them. */
+const CHUNK_POLL_MS = 1000;
+
 /**
- * The chunk files, downloaded into one directory per chunk; parks the run (after dispatching the
- * missing chunk jobs) while any chunk is not encoded yet.
+ * Queues the chunk jobs that are not done yet and waits until every chunk is encoded (by any
+ * worker: chunk jobs have their own slots, so this wait never keeps them from running), then
+ * downloads the chunk files into one directory per chunk. A chunk job that failed for good fails
+ * the run with its reason; the wait itself is bounded by the step's timeout (its abort signal).
  */
-async function fetchChunks(ctx: StepContext, chunks: readonly Chunk[]): Promise<string[]> {
+async function awaitChunks(
+  ctx: StepContext,
+  chunks: readonly Chunk[],
+  onProgress: (percent: number) => void,
+): Promise<{ dirs: string[]; keys: string[] }> {
   let done = await ctx.chunks.finished();
-  let missing = chunks.filter((c) => !done.has(c.index));
-  if (missing.length > 0) {
-    await ctx.chunks.dispatch(chunks.length, missing);
-    // The last chunk may have finished between the two reads; then there is nothing to wait for.
+  const jobs = await ctx.chunks.dispatch(
+    chunks.length,
+    chunks.filter((c) => !done.has(c.index)),
+  );
+  let reported = -1;
+  while (done.size < chunks.length) {
+    ctx.signal.throwIfAborted();
+    if (done.size !== reported) {
+      reported = done.size;
+      onProgress((done.size / chunks.length) * 100);
+      ctx.logger.info({ done: done.size, total: chunks.length }, 'waiting for chunk jobs');
+    }
+    await sleep(CHUNK_POLL_MS, ctx.signal);
     done = await ctx.chunks.finished();
-    missing = chunks.filter((c) => !done.has(c.index));
-    if (missing.length > 0) {
-      throw new RunParked(
-        `Waiting for ${missing.length} of ${chunks.length} chunk jobs (encoded by any worker); the run resumes when they are done.`,
+    if ((await ctx.chunks.runStatus()) === 'failed') {
+      throw new AppError(
+        'PACKAGE_INVALID',
+        'A chunk of this video could not be encoded; see the run history.',
       );
+    }
+    for (const { index, jobId } of jobs) {
+      if (done.has(index)) continue;
+      const job = await ctx.chunks.job(jobId);
+      if (job?.status === 'dead' || job?.status === 'completed') {
+        // Completed without a recorded chunk: its handler found the run finished or failed it.
+        throw new AppError(
+          'PACKAGE_INVALID',
+          `Encoding chunk ${index + 1} of ${chunks.length} failed: ${job.lastError ?? 'see the run history'}`,
+        );
+      }
     }
   }
   const dirs: string[] = [];
+  const keys: string[] = [];
   for (const chunk of chunks) {
     const dir = join(ctx.scratchDir, 'chunks', String(chunk.index));
     await mkdir(dir, { recursive: true });
     const output = done.get(chunk.index) as ChunkOutput;
     for (const file of output.files) {
+      ctx.signal.throwIfAborted();
       await pipeStreams(await ctx.blobs.get(file.key), createWriteStream(join(dir, file.name)));
+      keys.push(file.key);
     }
     dirs.push(dir);
   }
-  return dirs;
+  return { dirs, keys };
 }
 
-/** Chunk files are intermediate: once the joined package is stored they are not needed. */
-async function deleteChunkBlobs(ctx: StepContext): Promise<void> {
-  const done = await ctx.chunks.finished();
-  for (const output of done.values()) {
-    for (const file of (output as ChunkOutput).files ?? []) {
-      await ctx.blobs.delete(file.key).catch((err: unknown) => {
-        ctx.logger.warn({ err, key: file.key }, 'could not delete a chunk file; the asset purge removes it');
-      });
-    }
-  }
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -28,6 +28,8 @@ export interface EncodeOutput extends StepOutput {
   download: boolean;
   /** The MPD was written (every ladder has one). */
   dash: boolean;
+  /** Chunk files, deleted once the run is published. */
+  temporaryKeys: string[];
 }
 
 export interface PosterOutput extends StepOutput {

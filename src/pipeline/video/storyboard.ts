@@ -13,6 +13,7 @@ const STORYBOARD_TIMEOUT_MS = 30 * 60_000;
  */
 export const storyboardStep: StepDefinition = {
   name: 'storyboard',
+  timeoutMs: (outputs) => STORYBOARD_TIMEOUT_MS + 1000 * (probeOutput(outputs).probe.durationSec ?? 0),
   async run(ctx): Promise<StoryboardOutput | StepOutput> {
     const { probe } = probeOutput(ctx.outputs);
     const video = probe.video;
