@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { startWorkers } from '../../src/workers.js';
 import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
+import { TEST_ADMIN_KEY } from '../helpers/auth.js';
 import { type FileServer, HLS_JS_FILE, launchChromium, serveFiles } from '../helpers/browser.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import {
@@ -170,6 +171,30 @@ describe('a ready video asset plays in Chromium with hls.js', () => {
       expect(pageErrors).toEqual([]);
     } finally {
       await close();
+    }
+  });
+
+  it("shows in the web page's asset list with its poster and duration", async () => {
+    const context = await browser!.newContext();
+    try {
+      const page = await context.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (err) => pageErrors.push(err.message));
+      await page.goto(`${baseUrl}/#key=${TEST_ADMIN_KEY}`);
+      const item = page.locator('#assets li', { hasText: 'clip.mp4' });
+      await item.waitFor({ timeout: 30_000 });
+      expect(await item.textContent()).toMatch(/clip\.mp4 — video, ready, 854×480, 8\.0 s/);
+      // The poster came from the signed stream prefix and decoded (a broken image has no natural size).
+      const poster = item.locator('img');
+      await page.waitForFunction(
+        `[...document.querySelectorAll('#assets li img')].some((img) => img.complete && img.naturalWidth > 0)`,
+        undefined,
+        { timeout: 30_000 },
+      );
+      expect(await poster.getAttribute('src')).toMatch(/\/stream\/.+\/poster\.webp$/);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
     }
   });
 });

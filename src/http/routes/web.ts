@@ -61,9 +61,15 @@ async function refresh() {
       if (a.lqip) img.style.backgroundImage = 'url("' + a.lqip + '")';
       img.alt = '';
       li.append(img);
+    } else if (a.poster && a.poster.webp) {
+      // A video's poster, from its signed stream prefix (no key needed either).
+      const img = document.createElement('img');
+      img.src = a.poster.webp;
+      img.alt = '';
+      li.append(img);
     }
     const text = document.createElement('span');
-    text.textContent = a.filename + ' \u2014 ' + a.type + ', ' + a.status + (a.width ? ', ' + a.width + '\u00d7' + a.height : '') + (a.error ? ': ' + a.error : '');
+    text.textContent = a.filename + ' \u2014 ' + a.type + ', ' + a.status + (a.width ? ', ' + a.width + '\u00d7' + a.height : '') + (a.durationSec ? ', ' + a.durationSec.toFixed(1) + ' s' : '') + (a.error ? ': ' + a.error : '');
     li.append(text);
     return li;
   }));
