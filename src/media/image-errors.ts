@@ -25,6 +25,15 @@ export function imageErrorToAppError(err: unknown): AppError {
       { cause: err },
     );
   }
+  // libvips' warning text is global: with several decodes at once the error sometimes carries only
+  // sharp's generic line. A warning during decode is almost always the data ending or breaking off.
+  if (/warning treated as error/i.test(raw)) {
+    return new AppError(
+      'MEDIA_INVALID',
+      'The image file is truncated or damaged: decoding stopped at a broken part. Upload the complete file again.',
+      { cause: err },
+    );
+  }
   if (/bad seek|corrupt|invalid|vipsjpeg|vipspng|libspng|gifload|webp|heif|tiff|svg|rsvg/i.test(raw)) {
     return new AppError(
       'MEDIA_INVALID',

@@ -139,13 +139,14 @@ describe('a 1 GiB upload is streamed, not buffered', () => {
     expect(head.status).toBe(200);
     expect(Number(head.headers.get('content-length'))).toBe(GiB);
 
-    // Processing (a copy of the original to scratch, then ffprobe) does not buffer it either.
+    // Processing (a copy of the original to scratch, ffprobe, then 93 minutes of audio encoded to
+    // an audio-only HLS of ~930 segments) does not buffer it either.
     const done = await waitFor(
       async () => {
         const { body } = await getJson<AssetRecord>(`${server.baseUrl}/v1/assets/${asset.id}`);
         return body.status === 'processing' ? undefined : body;
       },
-      120_000,
+      480_000,
       'the 1 GiB WAV to finish processing',
       500,
     );
@@ -159,5 +160,5 @@ describe('a 1 GiB upload is streamed, not buffered', () => {
     console.info(
       `big-upload: peak RSS ${(peakAfterUpload / 1e6).toFixed(1)} MB after the upload, ${(peakAfterProcessing / 1e6).toFixed(1)} MB after processing`,
     );
-  }, 180_000);
+  }, 600_000);
 });
