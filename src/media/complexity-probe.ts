@@ -1,10 +1,10 @@
 import { COMPLEXITY_PROBE_CRF, complexityProbeFor, DEFAULT_LADDER_SETTINGS } from '../domain/ladder.js';
-// A pure probe -> planner-input mapping; imported rather than copied so the probe measures at
-// exactly the size and frame rate the planner will scale its result from.
-import { ladderSourceFromProbe } from '../pipeline/video/ladder-source.js';
 import { run } from './ffmpeg.js';
 import type { VideoProbe } from './ffprobe-parse.js';
-import type { X264Preset } from './ladder-encode.js';
+import { toneMapFilters, type X264Preset } from './ladder-encode.js';
+// A pure probe -> planner-input mapping; imported rather than copied so the probe measures at
+// exactly the size and frame rate the planner will scale its result from.
+import { ladderSourceFromProbe } from './ladder-source.js';
 
 // The complexity probe of automated ABR: how many bits per pixel per frame the content needs at the
 // ladder's own constant quality (`complexityProbeFor` in domain/ladder.ts says at which size, frame
@@ -221,20 +221,4 @@ export async function measureComplexity(
     sampledSec: packets / size.frameRateFps,
     samples: windows.length,
   };
-}
-
-/**
- * The HDR -> SDR chain of ladder-encode.ts (`toneMapFilters` there, not exported), so that the probe
- * measures the picture the rungs get; test/medium/complexity-probe.test.ts checks the two agree.
- */
-function toneMapFilters(from: 'pq' | 'hlg'): string[] {
-  const transfer = from === 'pq' ? 'smpte2084' : 'arib-std-b67';
-  return [
-    `zscale=tin=${transfer}:t=linear:npl=100`,
-    'format=gbrpf32le',
-    'zscale=p=bt709',
-    'tonemap=hable:desat=0',
-    'zscale=t=bt709:m=bt709:r=tv',
-    'format=yuv420p',
-  ];
 }

@@ -347,7 +347,7 @@ function rungScaleFilters(rung: Rung): string[] {
  * HDR (PQ or HLG) to SDR BT.709 with zscale + tonemap (Hable). Run here on PQ and HLG test clips
  * (ffmpeg 5.1): no errors, BT.709 tagged output. How it looks on real HDR footage is not judged yet.
  */
-function toneMapFilters(from: 'pq' | 'hlg'): string[] {
+export function toneMapFilters(from: 'pq' | 'hlg'): string[] {
   const transfer = from === 'pq' ? 'smpte2084' : 'arib-std-b67';
   return [
     // To linear light (nominal peak 100 nits = SDR white); the input transfer named explicitly.

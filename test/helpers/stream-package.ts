@@ -8,9 +8,9 @@ import { newId } from '../../src/domain/ids.js';
 import { DEFAULT_LADDER_SETTINGS, planLadder } from '../../src/domain/ladder.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { packageLadder } from '../../src/media/package-ladder.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { streamContentType } from '../../src/pipeline/video/stream-files.js';
 import { originalKey, stepOutputKey } from '../../src/storage/keys.js';
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder } from '../../src/domain/ladder.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { type PackagedLadder, packageLadder } from '../../src/media/package-ladder.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // Audio-only sources (no video stream) through the same path as a video: probe, plan, encodeLadder,

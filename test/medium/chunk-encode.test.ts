@@ -12,9 +12,9 @@ import {
 } from '../../src/media/chunk-encode.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { type PackagedLadder, packageLadder } from '../../src/media/package-ladder.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // Real ffmpeg/ffprobe 5.1 on 9 s testsrc2 clips (854x480: the smallest source the planner gives two

@@ -6,11 +6,11 @@ import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder } from '../../src/
 import { planStoryboard } from '../../src/domain/storyboard.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { packageLadder } from '../../src/media/package-ladder.js';
 import { renderPoster } from '../../src/media/poster.js';
 import { renderStoryboard } from '../../src/media/storyboard-render.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { serveFiles } from '../helpers/browser.js';
 import {
   type CheckPackageOptions,

@@ -5,8 +5,8 @@ import { DEFAULT_LADDER_SETTINGS, type LadderPlan, planLadder } from '../../src/
 import { run } from '../../src/media/ffmpeg.js';
 import type { VideoProbe } from '../../src/media/ffprobe-parse.js';
 import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // Real ffmpeg/ffprobe 5.1 on 4 s testsrc2 clips: one ladder encode each, then every acceptance check

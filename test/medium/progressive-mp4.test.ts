@@ -9,9 +9,9 @@ import {
 } from '../../src/domain/ladder.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder, type LadderOutputLayout } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { progressiveRung, writeProgressiveMp4 } from '../../src/media/progressive-mp4.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // progressiveRung on planned ladders; writeProgressiveMp4 on real ladders (ffmpeg 5.1) from 2 s

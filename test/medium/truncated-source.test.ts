@@ -5,8 +5,8 @@ import { DEFAULT_LADDER_SETTINGS, planLadder } from '../../src/domain/ladder.js'
 import { AppError } from '../../src/errors.js';
 import { run } from '../../src/media/ffmpeg.js';
 import { encodeLadder } from '../../src/media/ladder-encode.js';
+import { ladderSourceFromProbe } from '../../src/media/ladder-source.js';
 import { probeVideo } from '../../src/media/video-probe.js';
-import { ladderSourceFromProbe } from '../../src/pipeline/video/ladder-source.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // An MP4 written with faststart keeps its index at the front, so cut at 85 % of its bytes it still

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LADDER_SETTINGS, planLadder } from '../../domain/ladder.js';
 import type { VideoProbe } from '../../media/ffprobe-parse.js';
+import { ladderSourceFromProbe } from '../../media/ladder-source.js';
 import { stepSpan } from '../step.js';
 import { chunksFor, sourceFrameRate } from './encode.js';
 import { videoFacts } from './facts.js';
 import { videoPipeline } from './index.js';
-import { ladderSourceFromProbe } from './ladder-source.js';
 
 function probe(overrides: Partial<VideoProbe['video'] & object> = {}, durationSec = 10): VideoProbe {
   const video = {

@@ -1,7 +1,7 @@
 import { planLadder } from '../../domain/ladder.js';
 import { measureComplexity } from '../../media/complexity-probe.js';
+import { ladderSourceFromProbe } from '../../media/ladder-source.js';
 import type { StepDefinition } from '../step.js';
-import { ladderSourceFromProbe } from './ladder-source.js';
 import { type PlanOutput, probeOutput } from './outputs.js';
 
 const COMPLEXITY_TIMEOUT_MS = 10 * 60_000;
@@ -19,9 +19,12 @@ export const planStep: StepDefinition = {
     const settings = ctx.settings.video;
     let complexity: PlanOutput['complexity'] = null;
     if (settings.bitrateMode === 'automated' && source.video !== null && !isStill(source)) {
+      // The rungs' own preset and keyframe interval: both change how many bits a picture costs.
       complexity = await measureComplexity(await ctx.sourcePath(), probe, {
         timeoutMs: COMPLEXITY_TIMEOUT_MS,
         signal: ctx.signal,
+        preset: settings.preset,
+        segmentDurationSec: settings.ladder.segmentDurationSec,
       });
       if (source.video) source.video.complexityBpp = complexity.complexityBpp;
     }

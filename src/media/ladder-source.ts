@@ -1,5 +1,5 @@
-import type { LadderSource } from '../../domain/ladder.js';
-import type { VideoProbe } from '../../media/ffprobe-parse.js';
+import type { LadderSource } from '../domain/ladder.js';
+import type { VideoProbe } from './ffprobe-parse.js';
 
 /**
  * What the planner needs from a probe: the displayed size (after rotation), frame rate, dynamic
