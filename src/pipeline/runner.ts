@@ -276,28 +276,23 @@ export class PipelineRunner {
     return path;
   }
 
-  private async writeOutput(run: Run, step: string, file: Parameters<StepContext['writeOutput']>[0]) {
-    const key = stepOutputKey(run.assetId, run.version, step, file.name);
-    const info = await this.options.blobs.put(key, file.body, { contentType: file.contentType });
-    await this.options.catalog.putRendition({
-      assetId: run.assetId,
-      version: run.version,
-      name: file.name,
-      key,
-      contentType: file.contentType,
-      size: info.size,
-      width: file.width ?? null,
-      height: file.height ?? null,
-      createdAt: this.iso(),
-    });
-    return { key, size: info.size };
+  private writeOutput(run: Run, step: string, file: Parameters<StepContext['writeOutput']>[0]) {
+    return this.storeOutput(run, step, file, file.body);
   }
 
-  private async writeOutputFile(run: Run, step: string, file: OutputFileOnDisk) {
+  private writeOutputFile(run: Run, step: string, file: OutputFileOnDisk) {
+    return this.storeOutput(run, step, file, createReadStream(file.path));
+  }
+
+  /** Stores an output under its (asset, version, step, name) key and records it as a rendition. */
+  private async storeOutput(
+    run: Run,
+    step: string,
+    file: { name: string; contentType: string; width?: number | undefined; height?: number | undefined },
+    body: Parameters<BlobStore['put']>[1],
+  ) {
     const key = stepOutputKey(run.assetId, run.version, step, file.name);
-    const info = await this.options.blobs.put(key, createReadStream(file.path), {
-      contentType: file.contentType,
-    });
+    const info = await this.options.blobs.put(key, body, { contentType: file.contentType });
     await this.options.catalog.putRendition({
       assetId: run.assetId,
       version: run.version,

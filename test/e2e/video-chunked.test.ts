@@ -1,15 +1,16 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/app.js';
 import type { Container } from '../../src/container.js';
-import { run } from '../../src/media/ffmpeg.js';
-import { startWorkers } from '../../src/workers.js';
-import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
-import { testContainer, waitFor } from '../helpers/container.js';
+import { getJson, getRuns } from '../helpers/api.js';
 import { checkPackage, downloadPackage } from '../helpers/ladder-checks.js';
 import { tempDir } from '../helpers/tmp.js';
+import {
+  makeTestClip,
+  startVideoServer,
+  uploadReadyVideo,
+  type VideoRecord,
+  type VideoServer,
+} from '../helpers/video-server.js';
 
 // A source longer than ASSETPIPE_VIDEO_CHUNK_SEC goes through chunk jobs: the encode step queues
 // one job per chunk and waits, chunk worker slots encode the chunks, and the encode step joins them
@@ -19,72 +20,30 @@ import { tempDir } from '../helpers/tmp.js';
 // BANDWIDTH vs measured), and no chunk file may be left in the blob store.
 
 const CLIP_SEC = 9;
-type VideoRecord = AssetRecord & {
-  hls: string | null;
-  ladder: { rungs: { id: string; codec: string; width: number; height: number; frameRate: number }[] } | null;
-};
-
 let dir: string;
 let source: string;
 let cleanup: (() => Promise<void>) | undefined;
-let closeAll: (() => Promise<void>) | undefined;
+let server: VideoServer | undefined;
 let container: Container;
-let app: FastifyInstance;
 let baseUrl: string;
 let asset: VideoRecord;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir('assetpipe-video-chunked-'));
   source = join(dir, 'film.mp4');
-  await run(
-    'ffmpeg',
-    [
-      ...['-hide_banner', '-v', 'error', '-y'],
-      ...['-f', 'lavfi', '-i', `testsrc2=size=854x480:rate=30000/1001:duration=${CLIP_SEC}`],
-      ...['-f', 'lavfi', '-i', `sine=frequency=330:sample_rate=48000:duration=${CLIP_SEC}`],
-      ...['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', source],
-    ],
-    { timeoutMs: 120_000 },
-  );
-  const h = await testContainer({
+  await makeTestClip(source, { size: '854x480', rate: '30000/1001', durationSec: CLIP_SEC });
+  server = await startVideoServer({
     ASSETPIPE_VIDEO_SEGMENT_SEC: '1',
     ASSETPIPE_VIDEO_CHUNK_SEC: '3',
     ASSETPIPE_VIDEO_ABR: 'fixed',
     ASSETPIPE_WORKERS: '2',
   });
-  container = h.container;
-  app = await buildApp(container);
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no listening address');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  const workers = startWorkers(container);
-  closeAll = async () => {
-    await workers.stop();
-    await app.close();
-    await h.cleanup();
-  };
-
-  const created = await upload(baseUrl, await readFile(source), 'film.mp4', { type: 'video/mp4' });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const id = (created.body as AssetRecord).id;
-  asset = await waitFor(
-    async () => {
-      const { body } = await getJson<VideoRecord>(`${baseUrl}/v1/assets/${id}`);
-      return body.status === 'processing' ? undefined : body;
-    },
-    300_000,
-    'the chunked video to be processed',
-  );
-  if (asset.status !== 'ready') {
-    throw new Error(
-      `the video ended ${asset.status}: ${asset.error}\n${JSON.stringify(await getRuns(baseUrl, id))}`,
-    );
-  }
+  ({ baseUrl, container } = server);
+  asset = await uploadReadyVideo(baseUrl, source);
 }, 420_000);
 
 afterAll(async () => {
-  await closeAll?.();
+  await server?.close();
   await cleanup?.();
 });
 

@@ -1,94 +1,44 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/app.js';
-import { run } from '../../src/media/ffmpeg.js';
-import { startWorkers } from '../../src/workers.js';
-import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
-import { testContainer, waitFor } from '../helpers/container.js';
 import { checkPackage, downloadPackage } from '../helpers/ladder-checks.js';
 import { tempDir } from '../helpers/tmp.js';
+import {
+  makeTestClip,
+  startVideoServer,
+  uploadReadyVideo,
+  type VideoRecord,
+  type VideoServer,
+} from '../helpers/video-server.js';
 
 // ASSETPIPE_VIDEO_CODECS=h264,hevc,av1 through the whole pipeline: the plan adds HEVC and AV1 rungs
 // at the H.264 sizes, one ffmpeg encodes all of them with the same keyframes, the master lists
 // every codec's variants (hvc1 / av01 CODECS), the MPD has an adaptation set per codec, and the
 // progressive download stays H.264. A 2 s 640x360 clip with 1 s segments keeps it small.
 
-type VideoRecord = AssetRecord & {
-  hls: string | null;
-  dash: string | null;
-  download: string | null;
-  ladder: {
-    rungs: {
-      id: string;
-      codec: string;
-      width: number;
-      height: number;
-      frameRate: number;
-      codecs: string | null;
-    }[];
-  } | null;
-};
-
 let dir: string;
 let source: string;
 let cleanup: (() => Promise<void>) | undefined;
-let closeAll: (() => Promise<void>) | undefined;
+let server: VideoServer | undefined;
 let baseUrl: string;
 let asset: VideoRecord;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir('assetpipe-video-codecs-'));
   source = join(dir, 'clip.mp4');
-  await run(
-    'ffmpeg',
-    [
-      ...['-hide_banner', '-v', 'error', '-y'],
-      ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30:duration=2'],
-      ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=2'],
-      ...['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', source],
-    ],
-    { timeoutMs: 120_000 },
-  );
-  const h = await testContainer({
+  await makeTestClip(source, { size: '640x360', rate: '30', durationSec: 2 });
+  server = await startVideoServer({
     ASSETPIPE_VIDEO_CODECS: 'h264,hevc,av1',
     ASSETPIPE_VIDEO_SEGMENT_SEC: '1',
     ASSETPIPE_VIDEO_ABR: 'fixed',
     ASSETPIPE_VIDEO_MIN_BITRATE: '228000',
     ASSETPIPE_WORKERS: '1',
   });
-  const app: FastifyInstance = await buildApp(h.container);
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no listening address');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  const workers = startWorkers(h.container);
-  closeAll = async () => {
-    await workers.stop();
-    await app.close();
-    await h.cleanup();
-  };
-  const created = await upload(baseUrl, await readFile(source), 'clip.mp4', { type: 'video/mp4' });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const id = (created.body as AssetRecord).id;
-  asset = await waitFor(
-    async () => {
-      const { body } = await getJson<VideoRecord>(`${baseUrl}/v1/assets/${id}`);
-      return body.status === 'processing' ? undefined : body;
-    },
-    300_000,
-    'the video to be processed',
-  );
-  if (asset.status !== 'ready') {
-    throw new Error(
-      `the video ended ${asset.status}: ${asset.error}\n${JSON.stringify(await getRuns(baseUrl, id))}`,
-    );
-  }
+  baseUrl = server.baseUrl;
+  asset = await uploadReadyVideo(baseUrl, source);
 }, 420_000);
 
 afterAll(async () => {
-  await closeAll?.();
+  await server?.close();
   await cleanup?.();
 });
 

@@ -1,15 +1,9 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/app.js';
-import { run } from '../../src/media/ffmpeg.js';
-import { startWorkers } from '../../src/workers.js';
-import { type AssetRecord, getJson, getRuns, upload } from '../helpers/api.js';
 import { TEST_ADMIN_KEY } from '../helpers/auth.js';
 import { type FileServer, HLS_JS_FILE, launchChromium, serveFiles } from '../helpers/browser.js';
-import { testContainer, waitFor } from '../helpers/container.js';
 import {
   openPlayer,
   type PageLevel,
@@ -19,6 +13,13 @@ import {
   waitInPage,
 } from '../helpers/hls-player.js';
 import { tempDir } from '../helpers/tmp.js';
+import {
+  makeTestClip,
+  startVideoServer,
+  uploadReadyVideo,
+  type VideoRecord,
+  type VideoServer,
+} from '../helpers/video-server.js';
 
 // The playback canary on a READY asset, end to end: a clip is uploaded to a running assetpipe
 // (API + workers in this process), the pipeline probes, plans, encodes, packages, validates and
@@ -28,15 +29,8 @@ import { tempDir } from '../helpers/tmp.js';
 // playback reaches its end without a fatal error, and levels chosen by hand are switched to.
 
 const CLIP_SEC = 8;
-type VideoRecord = AssetRecord & {
-  hls: string | null;
-  dash: string | null;
-  ladder: { rungs: { id: string; width: number; height: number }[] } | null;
-};
-
 let cleanup: (() => Promise<void>) | undefined;
-let closeAll: (() => Promise<void>) | undefined;
-let app: FastifyInstance;
+let server: VideoServer | undefined;
 let pageServer: FileServer | undefined;
 let browser: Browser | undefined;
 let asset: VideoRecord;
@@ -46,50 +40,15 @@ beforeAll(async () => {
   const tmp = await tempDir('assetpipe-video-playback-');
   cleanup = tmp.cleanup;
   const source = join(tmp.dir, 'clip.mp4');
-  await run(
-    'ffmpeg',
-    [
-      ...['-hide_banner', '-v', 'error', '-y'],
-      ...['-f', 'lavfi', '-i', `testsrc2=size=854x480:rate=30:duration=${CLIP_SEC}`],
-      ...['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${CLIP_SEC}`],
-      ...['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', source],
-    ],
-    { timeoutMs: 120_000 },
-  );
-  const h = await testContainer({
+  await makeTestClip(source, { size: '854x480', rate: '30', durationSec: CLIP_SEC });
+  server = await startVideoServer({
     // 2 s segments give each rung four segments, so a switch happens mid-stream.
     ASSETPIPE_VIDEO_SEGMENT_SEC: '2',
     ASSETPIPE_VIDEO_ABR: 'fixed',
     ASSETPIPE_WORKERS: '1',
   });
-  app = await buildApp(h.container);
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no listening address');
-  baseUrl = `http://127.0.0.1:${address.port}`;
-  const workers = startWorkers(h.container);
-  closeAll = async () => {
-    await workers.stop();
-    await app.close();
-    await h.cleanup();
-  };
-
-  const created = await upload(baseUrl, await readFile(source), 'clip.mp4', { type: 'video/mp4' });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  const id = (created.body as AssetRecord).id;
-  asset = await waitFor(
-    async () => {
-      const { body } = await getJson<VideoRecord>(`${baseUrl}/v1/assets/${id}`);
-      return body.status === 'processing' ? undefined : body;
-    },
-    300_000,
-    'the video to be processed',
-  );
-  if (asset.status !== 'ready') {
-    throw new Error(
-      `the video ended ${asset.status}: ${asset.error}\n${JSON.stringify(await getRuns(baseUrl, id))}`,
-    );
-  }
+  baseUrl = server.baseUrl;
+  asset = await uploadReadyVideo(baseUrl, source);
 
   const pageDir = join(tmp.dir, 'page');
   await mkdir(pageDir, { recursive: true });
@@ -101,7 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await pageServer?.close();
-  await closeAll?.();
+  await server?.close();
   await cleanup?.();
 });
 
