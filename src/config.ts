@@ -428,6 +428,15 @@ export function processEnv(): Env {
   return process.env;
 }
 
+/**
+ * The environment ffmpeg and ffprobe run with: this process's, plus SVT_LOG=1, because SVT-AV1
+ * prints a ~1 kB banner per encoder to stderr whatever ffmpeg's -v says (at 1 it prints errors
+ * only), which would push the error out of the stderr tail a failure reports.
+ */
+export function toolEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, SVT_LOG: '1' };
+}
+
 /** The filesystem path inside a `sqlite://` or `file://` URL. */
 export function pathFromUrl(url: string): string {
   const path = url.replace(/^(sqlite|file):\/\//, '');

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { toolEnv } from '../config.js';
 import { AppError } from '../errors.js';
 
 // The only module that spawns ffmpeg/ffprobe: argument arrays (never a shell), a timeout, and the
@@ -45,9 +46,7 @@ export async function run(
     const child = spawn(tool, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       signal: options.signal,
-      // SVT-AV1 prints a banner of ~1 kB per encoder to stderr whatever ffmpeg's -v says; at level 1
-      // it prints errors only, so the stderr tail of a failure still shows the error.
-      env: { ...process.env, SVT_LOG: '1' },
+      env: toolEnv(),
     });
     const out: Buffer[] = [];
     let outBytes = 0;
