@@ -1,10 +1,38 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container } from './container.js';
+import { isOutage } from './lib/outage.js';
 import type { JobKind, JobPayloads } from './pipeline/jobs.js';
 import { recoverUnfinishedRuns } from './pipeline/recovery.js';
 import { executeChunk } from './pipeline/video/chunk-job.js';
 import type { JobHandler } from './queue/job-queue.js';
 
 const RECOVERY_INTERVAL_MS = 60_000;
+/** How long a job waits out an outage of the database or object store before its attempt fails. */
+const OUTAGE_PATIENCE_MS = 10 * 60_000;
+
+/**
+ * Runs `work` again while it fails because a dependency is down (PostgreSQL restarting, the object
+ * store unreachable), within the same queue attempt: an outage must not use up a job's attempts and
+ * fail the asset. Runs and chunks resume where they stopped, so repeating is cheap. Gives up when
+ * the job's signal fires (the lease was lost: the queue hands the job out again once it is back).
+ */
+async function outlastingOutages(
+  work: () => Promise<unknown>,
+  signal: AbortSignal,
+  log: Container['logger'],
+): Promise<void> {
+  const startedAt = Date.now();
+  for (let wait = 500; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      await work();
+      return;
+    } catch (err) {
+      if (!isOutage(err) || signal.aborted || Date.now() - startedAt > OUTAGE_PATIENCE_MS) throw err;
+      log.warn({ err: (err as Error).message, retryInMs: wait }, 'a dependency is unreachable; retrying');
+      await sleep(wait, undefined, { signal }).catch(() => {});
+    }
+  }
+}
 
 /** Starts consuming every job kind with its handler, and the periodic recovery sweep. */
 export function startWorkers(container: Container): { stop: () => Promise<void> } {
@@ -13,25 +41,40 @@ export function startWorkers(container: Container): { stop: () => Promise<void> 
   // A job kind without a handler here is a compile error.
   const handlers: { [K in JobKind]: JobHandler<JobPayloads[K]> } = {
     'pipeline.run': async (job, ctx) => {
-      await runner.execute(job.payload.runId, {
-        attempt: ctx.attempt,
-        maxAttempts: job.maxAttempts,
-        signal: ctx.signal,
-        progress: ctx.progress,
-      });
+      await outlastingOutages(
+        () =>
+          runner.execute(job.payload.runId, {
+            attempt: ctx.attempt,
+            maxAttempts: job.maxAttempts,
+            signal: ctx.signal,
+            progress: ctx.progress,
+          }),
+        ctx.signal,
+        logger.child({ runId: job.payload.runId }),
+      );
     },
     'pipeline.chunk': async (job, ctx) => {
-      await executeChunk(
-        {
-          catalog: container.catalog,
-          blobs: container.blobs,
-          logger: logger.child({ component: 'pipeline' }),
-          scratchRoot: runner.scratchRoot,
-          video: config.video,
-          stepTimeoutMs: config.stepTimeoutMs,
-        },
-        job.payload,
-        { attempt: ctx.attempt, maxAttempts: job.maxAttempts, signal: ctx.signal, progress: ctx.progress },
+      await outlastingOutages(
+        () =>
+          executeChunk(
+            {
+              catalog: container.catalog,
+              blobs: container.blobs,
+              logger: logger.child({ component: 'pipeline' }),
+              scratchRoot: runner.scratchRoot,
+              video: config.video,
+              stepTimeoutMs: config.stepTimeoutMs,
+            },
+            job.payload,
+            {
+              attempt: ctx.attempt,
+              maxAttempts: job.maxAttempts,
+              signal: ctx.signal,
+              progress: ctx.progress,
+            },
+          ),
+        ctx.signal,
+        logger.child({ runId: job.payload.runId }),
       );
     },
   };

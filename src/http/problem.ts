@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode, isAppError } from '../errors.js';
+import { isOutage } from '../lib/outage.js';
 
 /** RFC 9457 problem details, plus our stable `code`. */
 export interface Problem {
@@ -55,9 +56,19 @@ const FRAMEWORK_CODES: Record<string, ErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: 'VALIDATION_FAILED',
 };
 
+/** Seconds a client should wait before retrying after a 503. */
+const RETRY_AFTER_SEC = '5';
+
 /** Any thrown value as an AppError: known client errors keep a 4xx code, the rest is INTERNAL. */
 export function toAppError(err: unknown): AppError {
-  if (isAppError(err)) return err;
+  if (isAppError(err) && !(err.code === 'INTERNAL' && isOutage(err.cause))) return err;
+  if (isOutage(err)) {
+    return new AppError(
+      'UNAVAILABLE',
+      'A service assetpipe depends on (its database, queue or object store) cannot be reached right now; nothing was lost, retry shortly.',
+      { cause: err },
+    );
+  }
   const fe = err as Partial<FastifyError> & { validationContext?: string };
   if (fe && Array.isArray(fe.validation)) {
     const where = fe.validationContext ?? 'request';
@@ -102,6 +113,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: u
   const appError = toAppError(err);
   if (appError.status >= 500) request.log.error({ err: appError.cause ?? appError }, 'request failed');
   else request.log.info({ code: appError.code, detail: appError.message }, 'request refused');
+  // A 503 is temporary by definition here (an outage, a full queue, a shutdown): say when to retry.
+  if (appError.status === 503 && !reply.hasHeader('retry-after'))
+    reply.header('retry-after', RETRY_AFTER_SEC);
   return reply
     .code(appError.status)
     .type('application/problem+json; charset=utf-8')

@@ -7,6 +7,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { AssetVersion, MediaType, Run } from '../domain/asset.js';
 import { newId } from '../domain/ids.js';
 import { errorMessage } from '../errors.js';
+import { isOutage } from '../lib/outage.js';
 import type { ImageLimits } from '../media/image.js';
 import type { Metrics } from '../metrics.js';
 import type { JobQueue } from '../queue/job-queue.js';
@@ -224,6 +225,12 @@ export class PipelineRunner {
         if (attempt.signal.aborted) {
           // Shutdown or a lost lease: the queue hands the job to a worker that carries on.
           stepLogger.warn({ err: message }, 'step interrupted');
+          throw err;
+        }
+        if (isOutage(err)) {
+          // The database or the object store is away: not the step's fault, and never the last word
+          // on the asset. The worker waits for it and resumes the run without spending an attempt.
+          stepLogger.warn({ err: message }, 'step interrupted by an outage');
           throw err;
         }
         if (isPermanentFailure(err)) {

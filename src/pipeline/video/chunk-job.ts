@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Catalog } from '../../catalog/catalog.js';
 import { newId } from '../../domain/ids.js';
 import { errorMessage } from '../../errors.js';
+import { isOutage } from '../../lib/outage.js';
 import { encodeChunk } from '../../media/chunk-encode.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import { stepOutputKey } from '../../storage/keys.js';
@@ -113,6 +114,7 @@ export async function executeChunk(
       : errorMessage(err);
     await record({ status: 'failed', finishedAt: new Date().toISOString(), error: message });
     if (attempt.signal.aborted) throw err; // shutdown or lost lease: another worker carries on
+    if (isOutage(err)) throw err; // the database or object store is away: the worker waits for it
     if (isPermanentFailure(err) || attempt.attempt >= attempt.maxAttempts) {
       logger.error({ err }, 'chunk failed for good');
       await catalog.failRun(

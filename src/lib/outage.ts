@@ -1,0 +1,65 @@
+/**
+ * Tells a dependency outage (the database, Redis or the object store cannot be reached right now)
+ * from every other error. An outage is worth waiting out: API calls answer 503 with Retry-After
+ * instead of 500, and workers retry the same attempt instead of spending one, so a restart of
+ * PostgreSQL never fails an asset.
+ */
+
+/** Socket-level failures: the peer is down, restarting or unreachable. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * PostgreSQL SQLSTATEs of a server that is going away or not accepting connections yet:
+ * class 08 (connection exception) and 57P01..57P03 (admin/crash shutdown, cannot connect now).
+ */
+function isPostgresOutageState(code: string): boolean {
+  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03';
+}
+
+/** Messages of node-postgres, ioredis and the AWS SDK that carry no code. */
+const OUTAGE_MESSAGES = [
+  /^Connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /Client has encountered a connection error/i,
+  /Connection is closed/i,
+  /the database system is (starting up|shutting down|in recovery mode)/i,
+  /terminating connection due to administrator command/i,
+  /Cannot use a pool after calling end/i,
+];
+
+export function isOutage(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  let current: unknown = err;
+  // Wrapped errors (AppError, AggregateError, the AWS SDK) keep the original in `cause`.
+  while (current !== null && typeof current === 'object' && !seen.has(current)) {
+    seen.add(current);
+    const e = current as {
+      code?: unknown;
+      message?: unknown;
+      cause?: unknown;
+      errors?: unknown;
+      name?: unknown;
+    };
+    if (typeof e.code === 'string') {
+      if (NETWORK_CODES.has(e.code)) return true;
+      if (/^[0-9A-Z]{5}$/.test(e.code) && isPostgresOutageState(e.code)) return true;
+    }
+    if (typeof e.message === 'string' && OUTAGE_MESSAGES.some((re) => re.test(e.message as string)))
+      return true;
+    if (Array.isArray(e.errors) && e.errors.some((inner) => isOutage(inner))) return true;
+    current = e.cause;
+  }
+  return false;
+}
