@@ -1,0 +1,500 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type BullmqBackend,
+  BullmqJobQueue,
+  type BullmqJobQueueOptions,
+} from '../../src/queue/bullmq-queue.js';
+import type { JobQueue } from '../../src/queue/job-queue.js';
+import type { QueueLogger } from '../../src/queue/sqlite-queue.js';
+import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./bullmq-queue-worker.fixture.ts', import.meta.url));
+const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.ASSETPIPE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+interface LogEntry {
+  level: 'warn' | 'error';
+  obj: object;
+  msg: string;
+}
+
+function recordingLogger(entries: LogEntry[] = []): QueueLogger & { entries: LogEntry[] } {
+  return {
+    entries,
+    warn: (obj, msg) => entries.push({ level: 'warn', obj, msg }),
+    error: (obj, msg) => entries.push({ level: 'error', obj, msg }),
+  };
+}
+
+/** The URL without its password, for test names and messages. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}
+
+type Reachability = { ok: true } | { ok: false; reason: string };
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
+}
+
+async function probePostgres(url: string): Promise<Reachability> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: reason(err) };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function probeRedis(url: string): Promise<Reachability> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  // ioredis rejects with "Connection is closed"; the socket error it emitted says why.
+  let socketError: unknown;
+  client.on('error', (err) => {
+    socketError = err;
+  });
+  try {
+    await client.connect();
+    await client.ping();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: reason(socketError ?? err) };
+  } finally {
+    client.disconnect();
+  }
+}
+
+function uniqueName(): string {
+  return `assetpipe_qtest_${process.pid}_${randomBytes(5).toString('hex')}`;
+}
+
+/** One backing store per backend kind: how to make a fresh one, and how to delete it. */
+interface BackendCase {
+  name: 'postgres' | 'redis';
+  url: string;
+  fresh: (url?: string) => BullmqBackend;
+  drop: (backend: BullmqBackend) => Promise<void>;
+}
+
+const POSTGRES: BackendCase = {
+  name: 'postgres',
+  url: DATABASE_URL,
+  fresh: (url = DATABASE_URL) => ({ kind: 'postgres', url, schema: uniqueName() }),
+  drop: async (backend) => {
+    if (backend.kind !== 'postgres') return;
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(`drop schema if exists "${backend.schema}" cascade`);
+    } finally {
+      await client.end();
+    }
+  },
+};
+
+const REDIS: BackendCase = {
+  name: 'redis',
+  url: REDIS_URL,
+  fresh: (url = REDIS_URL) => ({ kind: 'redis', url, prefix: uniqueName() }),
+  drop: async (backend) => {
+    if (backend.kind !== 'redis') return;
+    const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${backend.prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await client.unlink(...keys);
+      } while (cursor !== '0');
+    } finally {
+      client.disconnect();
+    }
+  },
+};
+
+function runFixture(args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return once(child, 'exit').then(() => undefined);
+}
+
+/** Resolves once the child printed `line`; rejects if it exits first or stalls. */
+function waitForLine(child: ChildProcess, line: string, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(
+      () => fail(new Error(`fixture did not print "${line}" in ${timeoutMs} ms: ${err}`)),
+      timeoutMs,
+    );
+    const onOut = (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.split('\n').some((l) => l === line || l.startsWith(`${line} `))) {
+        done();
+        resolve();
+      }
+    };
+    const onErr = (chunk: Buffer) => {
+      err += chunk.toString();
+    };
+    const onExit = (code: number | null) =>
+      fail(new Error(`fixture exited (${code}) before "${line}": ${err}`));
+    function done() {
+      clearTimeout(timer);
+      child.stdout?.off('data', onOut);
+      child.stderr?.off('data', onErr);
+      child.off('exit', onExit);
+    }
+    function fail(error: Error) {
+      done();
+      reject(error);
+    }
+    child.stdout?.on('data', onOut);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}
+
+/** A TCP proxy in front of a server, to cut the connection (an outage) and restore it. */
+interface Proxy {
+  port: number;
+  /** Closes the listener (new connections are refused) and drops every open connection. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  start(): Promise<void>;
+}
+
+async function tcpProxy(target: { host: string; port: number }): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const start = async () => {
+    const next = createServer((client) => {
+      const upstream = tcpConnect(target.port, target.host);
+      sockets.add(client);
+      sockets.add(upstream);
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      next.once('error', reject);
+      next.listen(port, '127.0.0.1', () => resolve());
+    });
+    port = (next.address() as AddressInfo).port;
+    server = next;
+  };
+  await start();
+  return {
+    get port() {
+      return port;
+    },
+    start,
+    stop: async () => {
+      const current = server;
+      server = undefined;
+      if (!current) return;
+      const closed = new Promise<void>((resolve) => current.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+function viaProxy(url: string, port: number): string {
+  const parsed = new URL(url);
+  parsed.hostname = '127.0.0.1';
+  parsed.port = String(port);
+  return parsed.toString();
+}
+
+function targetOf(url: string, defaultPort: number): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname || '127.0.0.1', port: Number(parsed.port || defaultPort) };
+}
+
+function harnessFor(backendCase: BackendCase) {
+  return async (options: JobQueueHarnessOptions) => {
+    const backend = backendCase.fresh();
+    const queues: BullmqJobQueue[] = [];
+    const children: ChildProcess[] = [];
+    const make = () => {
+      const queue = new BullmqJobQueue({ backend, logger: recordingLogger(), ...options });
+      queues.push(queue);
+      return queue;
+    };
+    return {
+      queue: make() as JobQueue,
+      makeSecondQueue: async () => make() as JobQueue,
+      startDoomedWorker: async (kind: string) => {
+        const child = runFixture(['hang', JSON.stringify(backend), kind, String(options.leaseMs)]);
+        children.push(child);
+        await waitForLine(child, 'ready');
+        return {
+          kill: async () => {
+            child.kill('SIGKILL');
+            await exited(child);
+          },
+        };
+      },
+      cleanup: async () => {
+        for (const child of children) {
+          child.kill('SIGKILL');
+          await exited(child);
+        }
+        for (const queue of queues) {
+          await queue.stop({ graceMs: 100 });
+          await queue.close();
+        }
+        await backendCase.drop(backend);
+      },
+    };
+  };
+}
+
+function specifics(backendCase: BackendCase): void {
+  describe(`BullmqJobQueue specifics: ${backendCase.name}`, () => {
+    const cleanups: Array<() => Promise<void>> = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    function fresh(url?: string): BullmqBackend {
+      const backend = backendCase.fresh(url);
+      cleanups.push(() => backendCase.drop(backend));
+      return backend;
+    }
+
+    function open(backend: BullmqBackend, extra: Partial<BullmqJobQueueOptions> = {}): BullmqJobQueue {
+      const queue = new BullmqJobQueue({
+        backend,
+        leaseMs: 5_000,
+        maxAttempts: 3,
+        backoff: { baseMs: 20, maxMs: 100 },
+        logger: recordingLogger(),
+        ...extra,
+      });
+      cleanups.push(async () => {
+        await queue.stop({ graceMs: 100 });
+        await queue.close();
+      });
+      return queue;
+    }
+
+    it('gives job ids that carry their kind and round-trip through getJob', async () => {
+      const queue = open(fresh());
+      const plain = await queue.enqueue('media.probe', { a: 1 });
+      const nested = await queue.enqueue('nested/kind', { b: 2 });
+      const keyed = await queue.enqueue('media.probe', { c: 3 }, { key: 'asset:42/probe' });
+      expect(plain.id.startsWith('media.probe/')).toBe(true);
+      expect(nested.id.startsWith('nested/kind/')).toBe(true);
+      expect(keyed.id.startsWith('media.probe/')).toBe(true);
+      expect(await queue.getJob(plain.id)).toMatchObject({ kind: 'media.probe', payload: { a: 1 } });
+      expect(await queue.getJob(nested.id)).toMatchObject({ kind: 'nested/kind', payload: { b: 2 } });
+      expect(await queue.getJob(keyed.id)).toMatchObject({ kind: 'media.probe', payload: { c: 3 } });
+      expect(await queue.getJob('nested/kind/job_00000000000000000000000000')).toBeUndefined();
+      expect(await queue.getJob('no-kind-here')).toBeUndefined();
+      expect(await queue.getJob('bad:kind/job_1')).toBeUndefined();
+      await expect(queue.enqueue('bad:kind', {})).rejects.toThrow(TypeError);
+    });
+
+    it('deduplicates concurrent enqueues across instances, and keeps dead jobs deduplicated', async () => {
+      const backend = fresh();
+      const a = open(backend, { maxAttempts: 1 });
+      const b = open(backend, { maxAttempts: 1 });
+      const results = await Promise.all(
+        [a, b, a, b, a, b, a, b].map((queue, i) => queue.enqueue('race', { i }, { key: 'one' })),
+      );
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(new Set(results.map((r) => r.id)).size).toBe(1);
+
+      a.work('race', async () => {
+        throw new Error('always fails');
+      });
+      const id = results[0]!.id;
+      await waitFor(async () => (await a.getJob(id))?.status === 'dead', 10_000, 'the job to die');
+      expect(await b.enqueue('race', { again: true }, { key: 'one' })).toEqual({ id, created: false });
+      expect(await b.getJob(id)).toMatchObject({ status: 'dead', lastError: 'always fails', attempt: 1 });
+    });
+
+    it('hands the job of a SIGKILLed worker out again within the lease-derived time', async () => {
+      const leaseMs = 2_000;
+      const backend = fresh();
+      const queue = open(backend, { leaseMs });
+      const child = runFixture(['hang', JSON.stringify(backend), 'crash', String(leaseMs)]);
+      cleanups.push(async () => {
+        child.kill('SIGKILL');
+        await exited(child);
+      });
+      await waitForLine(child, 'ready');
+      const claimed = waitForLine(child, 'claimed');
+      const { id } = await queue.enqueue('crash', {});
+      await claimed;
+      let startedAt = 0;
+      const attempts: number[] = [];
+      queue.work('crash', async (_job, ctx) => {
+        startedAt = Date.now();
+        attempts.push(ctx.attempt);
+      });
+      await sleep(leaseMs); // held by a live worker: renewed, not handed out
+      expect(startedAt).toBe(0);
+      const killedAt = Date.now();
+      child.kill('SIGKILL');
+      await exited(child);
+      await waitFor(async () => (await queue.getJob(id))?.status === 'completed', 15_000, 'the job to run');
+      // The lock expires at most a lease after the kill; a stalled check runs every half lease and
+      // reclaims on the pass after the one that marked the job.
+      expect(startedAt - killedAt).toBeLessThanOrEqual(leaseMs + leaseMs + 1_500);
+      expect(attempts).toEqual([2]);
+      expect(await queue.getJob(id)).toMatchObject({ status: 'completed', attempt: 2 });
+    });
+
+    it('claims nothing once stop() was called, even for a job enqueued while it stops', async () => {
+      const backend = fresh();
+      const queue = open(backend);
+      const ran: string[] = [];
+      queue.work('idle', async (job) => {
+        ran.push(job.id);
+      });
+      await queue.waitUntilReady();
+      await sleep(200); // the worker now waits for jobs
+      const stopping = queue.stop({ graceMs: 1_000 });
+      const ids = await Promise.all([1, 2, 3].map(async (n) => (await queue.enqueue('idle', { n })).id));
+      await stopping;
+      await sleep(300);
+      expect(ran).toEqual([]);
+      for (const id of ids) expect(await queue.getJob(id)).toMatchObject({ status: 'waiting', attempt: 0 });
+    });
+
+    it('fails enqueue fast while the backend is down and resumes work without a restart', async () => {
+      const target = targetOf(backendCase.url, backendCase.name === 'postgres' ? 5432 : 6379);
+      const proxy = await tcpProxy(target);
+      cleanups.push(() => proxy.stop());
+      const logger = recordingLogger();
+      const queue = open(fresh(viaProxy(backendCase.url, proxy.port)), { logger });
+      const ran: string[] = [];
+      queue.work('outage', async (job) => {
+        ran.push(job.id);
+      });
+      const before = await queue.enqueue('outage', { when: 'before' });
+      await waitFor(async () => (await queue.getJob(before.id))?.status === 'completed', 10_000, 'first job');
+
+      await proxy.stop();
+      const failingAt = Date.now();
+      await expect(queue.enqueue('outage', { when: 'during' })).rejects.toThrow();
+      expect(Date.now() - failingAt).toBeLessThan(7_000);
+      await sleep(1_500); // workers keep failing meanwhile
+      const logLinesDuringOutage = logger.entries.length;
+
+      await proxy.start();
+      let after: { id: string } | undefined;
+      await waitFor(
+        async () => {
+          after = await queue.enqueue('outage', { when: 'after' }).catch(() => undefined);
+          return after !== undefined;
+        },
+        20_000,
+        'enqueue to work again',
+      );
+      await waitFor(
+        async () => (await queue.getJob(after!.id).catch(() => undefined))?.status === 'completed',
+        20_000,
+        'the worker to run a job after the outage',
+      );
+      expect(ran).toContain(after!.id);
+      // One line per source and 10 s, not one per failed fetch.
+      expect(logLinesDuringOutage).toBeLessThanOrEqual(12);
+    });
+
+    it('starts while the backend is down: calls fail with UNAVAILABLE in time, work starts once it is up', async () => {
+      const target = targetOf(backendCase.url, backendCase.name === 'postgres' ? 5432 : 6379);
+      const proxy = await tcpProxy(target);
+      cleanups.push(() => proxy.stop());
+      await proxy.stop(); // the port now refuses connections
+      const queue = open(fresh(viaProxy(backendCase.url, proxy.port)), { operationTimeoutMs: 1_000 });
+      const ran: string[] = [];
+      queue.work('late', async (job) => {
+        ran.push(job.id);
+      });
+      const failingAt = Date.now();
+      await expect(queue.enqueue('late', {})).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+      expect(Date.now() - failingAt).toBeLessThan(3_000);
+      await expect(queue.counts()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+      await proxy.start();
+      let job: { id: string } | undefined;
+      await waitFor(
+        async () => {
+          job = await queue.enqueue('late', {}).catch(() => undefined);
+          return job !== undefined;
+        },
+        20_000,
+        'enqueue to work once the backend is up',
+      );
+      await waitFor(() => ran.includes(job!.id), 20_000, 'the worker to start and run the job');
+    });
+  });
+}
+
+const reachability: Record<BackendCase['name'], Reachability> = {
+  postgres: await probePostgres(DATABASE_URL),
+  redis: await probeRedis(REDIS_URL),
+};
+
+for (const backendCase of [POSTGRES, REDIS]) {
+  const reach = reachability[backendCase.name];
+  const what = backendCase.name === 'postgres' ? 'PostgreSQL' : 'Redis';
+  if (!reach.ok && process.env.CI) {
+    describe(`BullmqJobQueue on ${what}`, () => {
+      it(`needs ${what}, which is mandatory in CI`, () => {
+        expect.fail(`${what} not reachable at ${redact(backendCase.url)}: ${reach.reason}`);
+      });
+    });
+  } else if (!reach.ok) {
+    describe.skipIf(true)(`${what} not reachable at ${redact(backendCase.url)}: ${reach.reason}`, () => {
+      it(`runs the JobQueue contract on BullMQ/${what}`, () => {});
+    });
+  } else {
+    jobQueueContract(`BullmqJobQueue (${what})`, harnessFor(backendCase));
+    specifics(backendCase);
+  }
+}
