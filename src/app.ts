@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { Redis } from 'ioredis';
 import type { Container } from './container.js';
 import { newId } from './domain/ids.js';
 import { AppError } from './errors.js';
@@ -97,7 +98,15 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
 
   registerAuth(app, container.auth);
   if (container.config.rateLimitPerMinute > 0) {
+    // With Redis (scaled out), every API node counts against the same budget; otherwise each node
+    // counts its own requests, so N nodes behind a balancer allow up to N times the limit.
+    const redis = container.config.redisUrl
+      ? new Redis(container.config.redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1 })
+      : undefined;
+    redis?.on('error', () => {}); // reconnects by itself; skipOnError lets requests through meanwhile
+    if (redis) app.addHook('onClose', async () => void redis.disconnect());
     await app.register(rateLimit, {
+      ...(redis ? { redis, nameSpace: 'assetpipe:rate:', skipOnError: true } : {}),
       // After authentication, so the budget belongs to the key, not to a shared address.
       hook: 'preHandler',
       max: container.config.rateLimitPerMinute,

@@ -38,6 +38,27 @@ describe('loadConfig', () => {
     [{ ASSETPIPE_JOB_LEASE_MS: '5' }, 'ASSETPIPE_JOB_LEASE_MS'],
     [{ ASSETPIPE_DATABASE_URL: 'mysql://x' }, 'ASSETPIPE_DATABASE_URL'],
     [{ ASSETPIPE_STORAGE: 'ftp://x' }, 'ASSETPIPE_STORAGE'],
+    [{ ASSETPIPE_STORAGE: 's3://UPPER?endpoint=http://x' }, 'ASSETPIPE_STORAGE'],
+    [{ ASSETPIPE_STORAGE: 's3://bucket?endpoint=http://x&regoin=eu' }, 'ASSETPIPE_STORAGE'],
+    [{ ASSETPIPE_DATABASE_URL: 'postgres://db/x' }, 'ASSETPIPE_SIGNING_SECRET'],
+    [
+      {
+        ASSETPIPE_DATABASE_URL: 'postgres://db/x',
+        ASSETPIPE_SIGNING_SECRET: 's'.repeat(32),
+        ASSETPIPE_DATABASE_SCHEMA: 'Drop Table',
+      },
+      'ASSETPIPE_DATABASE_SCHEMA',
+    ],
+    [{ ASSETPIPE_DATABASE_SCHEMA: 'media' }, 'ASSETPIPE_DATABASE_SCHEMA'],
+    [{ ASSETPIPE_REDIS_URL: 'redis://cache:6379' }, 'ASSETPIPE_REDIS_URL'],
+    [
+      {
+        ASSETPIPE_DATABASE_URL: 'postgres://db/x',
+        ASSETPIPE_SIGNING_SECRET: 's'.repeat(32),
+        ASSETPIPE_REDIS_URL: 'cache:6379',
+      },
+      'ASSETPIPE_REDIS_URL',
+    ],
     [{ ASSETPIPE_IMAGE_PRESETS: 'thumb=320:bmp' }, 'ASSETPIPE_IMAGE_PRESETS'],
     [{ ASSETPIPE_BLURHASH_COMPONENTS: '12x3' }, 'ASSETPIPE_BLURHASH_COMPONENTS'],
     [{ ASSETPIPE_IMG_SIGNATURE: 'maybe' }, 'ASSETPIPE_IMG_SIGNATURE'],
@@ -92,5 +113,60 @@ describe('parseByteSize', () => {
 
   it.each(['', '-1', '0', '12 parsecs', 'MiB'])('rejects %j', (raw) => {
     expect(() => parseByteSize('X', raw)).toThrow(ConfigError);
+  });
+});
+
+describe('scaled-out configuration', () => {
+  const secret = 's'.repeat(32);
+
+  it('selects PostgreSQL with its schemas, the queue beside the catalog', () => {
+    const config = loadConfig({
+      ASSETPIPE_DATABASE_URL: 'postgres://app:pw@db.internal:5432/media',
+      ASSETPIPE_SIGNING_SECRET: secret,
+      ASSETPIPE_DATABASE_POOL: '4',
+    });
+    expect(config.database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://app:pw@db.internal:5432/media',
+      schema: 'assetpipe',
+      queueSchema: 'assetpipe_queue',
+      poolSize: 4,
+    });
+    expect(config.redisUrl).toBeUndefined();
+    const named = loadConfig({
+      ASSETPIPE_DATABASE_URL: 'postgresql://db/media',
+      ASSETPIPE_DATABASE_SCHEMA: 'media_prod',
+      ASSETPIPE_REDIS_URL: 'redis://cache:6379',
+      ASSETPIPE_SIGNING_SECRET: secret,
+    });
+    expect(named.database).toMatchObject({
+      kind: 'postgres',
+      schema: 'media_prod',
+      queueSchema: 'media_prod_queue',
+    });
+    expect(named.redisUrl).toBe('redis://cache:6379');
+  });
+
+  it('keeps the embedded SQLite file by default', () => {
+    const config = loadConfig({ ASSETPIPE_DATA: '/srv/ap' });
+    expect(config.database).toEqual({ kind: 'sqlite', file: '/srv/ap/assetpipe.db' });
+  });
+
+  it('accepts S3 storage URLs', () => {
+    const config = loadConfig({
+      ASSETPIPE_STORAGE:
+        's3://media-bucket/prod?endpoint=http://127.0.0.1:9000&region=us-east-1&forcePathStyle=true',
+    });
+    expect(config.storage).toMatch(/^s3:\/\/media-bucket\/prod\?/);
+  });
+
+  it('never repeats a database password in its messages', () => {
+    try {
+      loadConfig({ ASSETPIPE_DATABASE_URL: 'mysql://root:hunter2@db/x' });
+      expect.fail('accepted a MySQL URL');
+    } catch (err) {
+      expect((err as Error).message).not.toContain('hunter2');
+      expect((err as Error).message).toContain('***');
+    }
   });
 });

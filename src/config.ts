@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { DEFAULT_IMAGE_PRESETS, type ImagePreset, parseImagePresets } from './domain/image-presets.js';
 import { DEFAULT_LADDER_SETTINGS, type VideoCodec, validateLadderSettings } from './domain/ladder.js';
 import type { VideoSettings } from './pipeline/step.js';
+import { parseS3Location } from './storage/s3-location.js';
 
 /**
  * Everything assetpipe reads from its environment, parsed and validated once at start-up.
@@ -28,9 +29,13 @@ export interface Config {
   /** How long SIGTERM waits for in-flight work before releasing it. @default 20000 */
   shutdownGraceMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** `sqlite` (file in dataDir) for now; PostgreSQL arrives with the scale-out work. */
+  /** `sqlite:///abs/file.db` (embedded, the default) or `postgres://user:pass@host:5432/db` (scaled out). */
   databaseUrl: string;
-  /** `file://` directory for blobs. @default <dataDir>/blobs */
+  /** Which catalog and job queue `databaseUrl` selects. */
+  database: DatabaseConfig;
+  /** With PostgreSQL: the job queue runs on this Redis instead of PostgreSQL (ASSETPIPE_REDIS_URL). */
+  redisUrl: string | undefined;
+  /** `file:///abs/dir` (default <dataDir>/blobs) or `s3://bucket[/prefix]?endpoint=…&region=…&forcePathStyle=true`. */
   storage: string;
   /** A key with every right, never stored (at least 24 characters). Unset: one is generated at first start. */
   adminKey: string | undefined;
@@ -55,6 +60,19 @@ export interface Config {
   /** The video ladder and its encoding (ASSETPIPE_VIDEO_*). */
   video: VideoSettings;
 }
+
+export type DatabaseConfig =
+  | { kind: 'sqlite'; file: string }
+  | {
+      kind: 'postgres';
+      url: string;
+      /** The catalog's tables (ASSETPIPE_DATABASE_SCHEMA). @default assetpipe */
+      schema: string;
+      /** The BullMQ job queue's tables, beside the catalog's: `<schema>_queue`. */
+      queueSchema: string;
+      /** Connections this process opens for the catalog (ASSETPIPE_DATABASE_POOL). @default 10 */
+      poolSize: number;
+    };
 
 export interface ImgConfig {
   /**
@@ -225,18 +243,39 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
   const logLevel = oneOf('ASSETPIPE_LOG_LEVEL', read('ASSETPIPE_LOG_LEVEL') ?? 'info', LOG_LEVELS);
 
   const databaseUrl = read('ASSETPIPE_DATABASE_URL') ?? `sqlite://${resolve(dataDir, 'assetpipe.db')}`;
-  if (!databaseUrl.startsWith('sqlite://')) {
-    throw new ConfigError(
-      'ASSETPIPE_DATABASE_URL',
-      `only sqlite:///absolute/path.db is supported in this version, got ${JSON.stringify(databaseUrl)}`,
-    );
+  const database = readDatabase(
+    databaseUrl,
+    read('ASSETPIPE_DATABASE_SCHEMA'),
+    integer('ASSETPIPE_DATABASE_POOL', read('ASSETPIPE_DATABASE_POOL') ?? '10', 1, 1000),
+  );
+  const redisUrl = read('ASSETPIPE_REDIS_URL');
+  if (redisUrl !== undefined) {
+    if (!/^rediss?:\/\/\S+$/.test(redisUrl)) {
+      throw new ConfigError(
+        'ASSETPIPE_REDIS_URL',
+        `expected redis://host:6379 or rediss://…, got ${JSON.stringify(redactUrl(redisUrl))}`,
+      );
+    }
+    if (database.kind !== 'postgres') {
+      throw new ConfigError(
+        'ASSETPIPE_REDIS_URL',
+        'the Redis job queue belongs to a scaled-out deployment: set ASSETPIPE_DATABASE_URL=postgres://… too (the embedded SQLite mode keeps its queue in the SQLite file)',
+      );
+    }
   }
   const storage = read('ASSETPIPE_STORAGE') ?? `file://${resolve(dataDir, 'blobs')}`;
-  if (!storage.startsWith('file://')) {
+  if (!storage.startsWith('file://') && !storage.startsWith('s3://')) {
     throw new ConfigError(
       'ASSETPIPE_STORAGE',
-      `only file:///absolute/dir is supported in this version, got ${JSON.stringify(storage)}`,
+      `expected file:///absolute/dir or s3://bucket?endpoint=…&region=…, got ${JSON.stringify(storage)}`,
     );
+  }
+  if (storage.startsWith('s3://')) {
+    try {
+      parseS3Location(storage);
+    } catch (err) {
+      throw new ConfigError('ASSETPIPE_STORAGE', (err as Error).message);
+    }
   }
 
   const adminKey = read('ASSETPIPE_ADMIN_KEY');
@@ -249,6 +288,14 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
   const signingSecret = read('ASSETPIPE_SIGNING_SECRET');
   if (signingSecret !== undefined && signingSecret.length < 32) {
     throw new ConfigError('ASSETPIPE_SIGNING_SECRET', 'must be at least 32 characters');
+  }
+  if (signingSecret === undefined && database.kind === 'postgres') {
+    // Each node would otherwise generate its own secret, and a URL signed by one API node would be
+    // refused by the next one behind the load balancer.
+    throw new ConfigError(
+      'ASSETPIPE_SIGNING_SECRET',
+      'must be set when ASSETPIPE_DATABASE_URL is PostgreSQL: every API and worker node signs and verifies URLs with the same secret (e.g. from: openssl rand -base64 48)',
+    );
   }
   const rateLimitPerMinute = integer(
     'ASSETPIPE_RATE_LIMIT',
@@ -358,8 +405,58 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     shutdownGraceMs,
     logLevel,
     databaseUrl,
+    database,
+    redisUrl,
     storage,
   };
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,50}$/;
+
+function readDatabase(url: string, schemaRaw: string | undefined, poolSize: number): DatabaseConfig {
+  if (url.startsWith('sqlite://')) {
+    if (schemaRaw !== undefined) {
+      throw new ConfigError(
+        'ASSETPIPE_DATABASE_SCHEMA',
+        'only applies to a PostgreSQL ASSETPIPE_DATABASE_URL',
+      );
+    }
+    return { kind: 'sqlite', file: pathFromUrl(url) };
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError('ASSETPIPE_DATABASE_URL', `not a valid URL: ${JSON.stringify(redactUrl(url))}`);
+    }
+    if (parsed.hostname === '' && !parsed.searchParams.has('host')) {
+      throw new ConfigError('ASSETPIPE_DATABASE_URL', 'expected postgres://user:password@host:5432/database');
+    }
+    const schema = schemaRaw ?? 'assetpipe';
+    if (!SCHEMA_NAME.test(schema)) {
+      throw new ConfigError(
+        'ASSETPIPE_DATABASE_SCHEMA',
+        `expected a lower-case SQL name (letters, digits, _; at most 51 characters), got ${JSON.stringify(schema)}`,
+      );
+    }
+    return { kind: 'postgres', url, schema, queueSchema: `${schema}_queue`, poolSize };
+  }
+  throw new ConfigError(
+    'ASSETPIPE_DATABASE_URL',
+    `expected sqlite:///absolute/path.db or postgres://user:password@host:5432/database, got ${JSON.stringify(redactUrl(url))}`,
+  );
+}
+
+/** A URL fit for messages and logs: its password replaced. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
 }
 
 const VIDEO_CODECS: readonly VideoCodec[] = ['h264', 'hevc', 'av1'];

@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog } from './catalog/catalog.js';
+import { openPostgresCatalog } from './catalog/postgres-catalog.js';
 import { openSqliteCatalog } from './catalog/sqlite-catalog.js';
 import { type Config, pathFromUrl } from './config.js';
 import type { SigningKey } from './domain/signing.js';
@@ -9,6 +10,7 @@ import { Metrics } from './metrics.js';
 import { PIPELINES } from './pipeline/pipelines.js';
 import { PipelineRunner } from './pipeline/runner.js';
 import { createProcessScratch } from './pipeline/scratch.js';
+import { BullmqJobQueue } from './queue/bullmq-queue.js';
 import type { JobQueue } from './queue/job-queue.js';
 import { SqliteJobQueue } from './queue/sqlite-queue.js';
 import { AssetService } from './services/asset-service.js';
@@ -20,6 +22,7 @@ import { loadSigningKeys } from './services/signing-keys.js';
 import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
+import { s3BlobStoreFromUrl } from './storage/s3-blob-store.js';
 
 /** Everything a process needs, wired once. The only place that picks adapters from config. */
 export interface Container {
@@ -43,20 +46,41 @@ export interface Container {
   close(): Promise<void>;
 }
 
+async function openCatalog(config: Config): Promise<Catalog> {
+  const { database } = config;
+  const catalog =
+    database.kind === 'sqlite'
+      ? await mkdir(dirname(database.file), { recursive: true }).then(() => openSqliteCatalog(database.file))
+      : await openPostgresCatalog(database.url, { schema: database.schema, maxConnections: database.poolSize });
+  // Several processes may start at once: both migrators take the migration lock (SQLite: the
+  // file's write lock; PostgreSQL: a row lock), so the second finds the work done.
+  await catalog.migrate();
+  return catalog;
+}
+
+function openBlobStore(config: Config): BlobStore {
+  return config.storage.startsWith('s3://')
+    ? s3BlobStoreFromUrl(config.storage)
+    : new FsBlobStore({ root: pathFromUrl(config.storage) });
+}
+
+function openQueue(config: Config, logger: Logger): JobQueue {
+  const { database } = config;
+  const common = { leaseMs: config.jobLeaseMs, maxAttempts: config.jobAttempts, logger };
+  if (database.kind === 'sqlite') return new SqliteJobQueue({ file: database.file, ...common });
+  return new BullmqJobQueue({
+    backend: config.redisUrl
+      ? { kind: 'redis', url: config.redisUrl, prefix: database.queueSchema }
+      : { kind: 'postgres', url: database.url, schema: database.queueSchema },
+    ...common,
+  });
+}
+
 export async function createContainer(config: Config, logger: Logger): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true });
-  const dbFile = pathFromUrl(config.databaseUrl);
-  await mkdir(dirname(dbFile), { recursive: true });
-
-  const catalog = await openSqliteCatalog(dbFile);
-  await catalog.migrate();
-  const blobs = new FsBlobStore({ root: pathFromUrl(config.storage) });
-  const queue = new SqliteJobQueue({
-    file: dbFile,
-    leaseMs: config.jobLeaseMs,
-    maxAttempts: config.jobAttempts,
-    logger: logger.child({ component: 'queue' }),
-  });
+  const catalog = await openCatalog(config);
+  const blobs = openBlobStore(config);
+  const queue = openQueue(config, logger.child({ component: 'queue' }));
   const metrics = new Metrics({ queue });
   const runner = new PipelineRunner({
     catalog,

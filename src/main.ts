@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCheck } from './cli/check.js';
 import { runIngest } from './cli/ingest.js';
-import { type Config, ConfigError, type ConfigFlags, loadConfig, processEnv } from './config.js';
+import { type Config, ConfigError, type ConfigFlags, loadConfig, processEnv, redactUrl } from './config.js';
 import { createContainer } from './container.js';
 import type { Scope } from './domain/api-key.js';
 import { isAppError } from './errors.js';
@@ -286,7 +286,7 @@ program
     const config = configFrom(flags);
     const container = await createContainer(config, createLogger(config, { stream: 'stderr' }));
     await container.close();
-    process.stdout.write(`catalog is up to date (${config.databaseUrl})\n`);
+    process.stdout.write(`catalog is up to date (${redactUrl(config.databaseUrl)})\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

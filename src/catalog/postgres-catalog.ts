@@ -12,6 +12,8 @@ export interface PostgresCatalogOptions {
   schema?: string | undefined;
   /** Pool size; default 10. */
   maxConnections?: number | undefined;
+  /** How long to wait for a connection before a query fails. @default 5000 */
+  connectTimeoutMs?: number | undefined;
 }
 
 /**
@@ -23,7 +25,14 @@ export async function openPostgresCatalog(
   options: PostgresCatalogOptions = {},
 ): Promise<KyselyCatalog> {
   const { schema } = options;
-  const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    // While the server is down or restarting, a request waits at most this long for a connection and
+    // then fails (503 on the API) instead of hanging; the next request tries again.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    keepAlive: true,
+  });
   // An idle client whose connection drops (server restart, network) emits `error` on the pool; without
   // a listener that would crash the process. The pool discards the client and the next query reconnects.
   pool.on('error', () => {});

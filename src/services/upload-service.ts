@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
@@ -19,8 +18,8 @@ export const MAX_PARTS = 10_000;
 export interface FinishedTusUpload {
   /** The tus upload id (also our upload-session id). */
   uploadId: string;
-  /** Local file holding the complete bytes (the tus file store's data file). */
-  filePath: string;
+  /** Opens the complete bytes (the tus store's data file, or its S3 object). */
+  open: () => Promise<Readable>;
   size: number;
   /** Decoded `Upload-Metadata`: filename, projectId, mediaId, contentType, checksum (`sha256:<hex>`). */
   metadata: Record<string, string | null | undefined>;
@@ -350,10 +349,10 @@ export class UploadService {
       throw new AppError('UPLOAD_CONFLICT', `Upload ${upload.id} is being completed by another request.`);
     }
     const project = await this.options.projects.get(upload.projectId);
-    const result = await this.completeClaimed(upload, () =>
+    const result = await this.completeClaimed(upload, async () =>
       this.options.projects.explainTooLarge(
         project,
-        this.options.assets.receive(createReadStream(input.filePath), {
+        this.options.assets.receive(await input.open(), {
           maxBytes: this.options.projects.maxUploadBytes(project),
         }),
       ),

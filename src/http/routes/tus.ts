@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { FileStore } from '@tus/file-store';
 import { Server, type Upload } from '@tus/server';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Container } from '../../container.js';
@@ -11,6 +10,7 @@ import { isId, newId } from '../../domain/ids.js';
 import { AppError } from '../../errors.js';
 import type { FinishedTusUpload, NewTusUpload } from '../../services/upload-service.js';
 import { problemFor, sendProblem, toAppError } from '../problem.js';
+import { createTusStorage } from '../tus-storage.js';
 
 /**
  * tus 1.0 (https://tus.io/protocols/resumable-upload) at `/v1/uploads/tus`, served by @tus/server
@@ -236,7 +236,8 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
     };
   };
 
-  const datastore = new FileStore({ directory, expirationPeriodInMilliseconds: expirationMs });
+  const storage = createTusStorage(config.storage, directory, expirationMs);
+  const { datastore } = storage;
   const server = new Server({
     path: TUS_PATH,
     datastore,
@@ -272,7 +273,7 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
         completion = await completions.complete(upload.id, () =>
           hooks.finish({
             uploadId: upload.id,
-            filePath: upload.storage?.path ?? join(directory, upload.id),
+            open: () => storage.open(upload),
             size: upload.size ?? upload.offset,
             metadata: { ...upload.metadata },
             principal,
@@ -282,6 +283,9 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
         throw refusal(state, err);
       }
       state.request.log.info({ uploadId: upload.id, assetId: completion.assetId }, 'tus upload completed');
+      await storage.release(upload.id).catch((err: unknown) => {
+        state.request.log.warn({ err, uploadId: upload.id }, 'could not free a completed tus upload');
+      });
       return {
         // tus answers a PATCH with 204, which has no body; 200 carries it (tus clients accept any 2xx).
         // A creation-with-upload that completes keeps its 201 and Location.
@@ -321,10 +325,7 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
     sweeping ??= (async () => {
       try {
         const removed = await server.cleanUpExpiredUploads();
-        await completions.sweep(
-          async (uploadId) => (await datastore.configstore.get(uploadId)) !== undefined,
-          expirationMs,
-        );
+        await completions.sweep((uploadId) => storage.exists(uploadId), expirationMs);
         if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
         return removed;
       } finally {

@@ -5,6 +5,7 @@ import { AppError } from '../../errors.js';
 import type { RegisterResult } from '../../services/asset-service.js';
 import { MAX_PARTS } from '../../services/upload-service.js';
 import type { UploadedPart } from '../../storage/blob-store.js';
+import { parseS3Location } from '../../storage/s3-location.js';
 import { principalOf } from '../auth.js';
 import { assetResource } from '../resources.js';
 
@@ -224,12 +225,7 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
           baseUrlOf(request, config.publicUrl),
         );
         return reply.code(201).send({
-          bucket:
-            config.storage
-              .replace(/^[a-z0-9]+:\/\//, '')
-              .split('/')
-              .filter(Boolean)
-              .pop() ?? 'blobs',
+          bucket: bucketName(config.storage),
           key: upload.key,
           uploadId: upload.id,
           presignedUrls: numbers.map((n) => signed.urls[n]),
@@ -350,4 +346,16 @@ export async function uploadRoutes(app: FastifyInstance, options: { container: C
       },
     );
   });
+}
+
+/** The `bucket` the seeds' presign answer names: the S3 bucket, or the blob folder's name on disk. */
+function bucketName(storage: string): string {
+  if (storage.startsWith('s3://')) return parseS3Location(storage).bucket;
+  return (
+    storage
+      .replace(/^file:\/\//, '')
+      .split('/')
+      .filter(Boolean)
+      .pop() ?? 'blobs'
+  );
 }
