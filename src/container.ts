@@ -51,7 +51,10 @@ async function openCatalog(config: Config): Promise<Catalog> {
   const catalog =
     database.kind === 'sqlite'
       ? await mkdir(dirname(database.file), { recursive: true }).then(() => openSqliteCatalog(database.file))
-      : await openPostgresCatalog(database.url, { schema: database.schema, maxConnections: database.poolSize });
+      : await openPostgresCatalog(database.url, {
+          schema: database.schema,
+          maxConnections: database.poolSize,
+        });
   // Several processes may start at once: both migrators take the migration lock (SQLite: the
   // file's write lock; PostgreSQL: a row lock), so the second finds the work done.
   await catalog.migrate();
