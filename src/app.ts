@@ -62,7 +62,7 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
         title: 'assetpipe API',
         version: VERSION,
         description:
-          'Self-hosted media pipeline. Every `/v1` route needs `Authorization: Bearer <API key>`. Every error is an RFC 9457 problem body (`application/problem+json`) with a stable `code`.',
+          'Self-hosted media pipeline. Every `/v1` route needs `Authorization: Bearer <API key>`. Every error is an RFC 9457 problem body (`application/problem+json`) with a stable `code`. Any route may answer `503` with code `UNAVAILABLE` and a `Retry-After` header (seconds) while a service assetpipe depends on (PostgreSQL, the job queue, the object store) cannot be reached; retry the same request after that time.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

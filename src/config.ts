@@ -7,7 +7,9 @@ import { parseS3Location } from './storage/s3-location.js';
 
 /**
  * Everything assetpipe reads from its environment, parsed and validated once at start-up.
- * Nothing else in the code base reads `process.env`.
+ * Nothing else in the code base reads `process.env`; the one exception is the AWS SDK, which finds
+ * S3 credentials itself (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance and
+ * container roles, web identity): re-implementing that chain here would only lose parts of it.
  */
 export interface Config {
   /** Where the embedded catalog, queue and blobs live. @default ./data */
