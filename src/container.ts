@@ -7,6 +7,7 @@ import { openSqliteCatalog } from './catalog/sqlite-catalog.js';
 import { type Config, pathFromUrl } from './config.js';
 import type { SigningKey } from './domain/signing.js';
 import { Metrics } from './metrics.js';
+import { JOB_KINDS } from './pipeline/jobs.js';
 import { PIPELINES } from './pipeline/pipelines.js';
 import { PipelineRunner } from './pipeline/runner.js';
 import { createProcessScratch } from './pipeline/scratch.js';
@@ -72,6 +73,7 @@ function openQueue(config: Config, logger: Logger): JobQueue {
   const common = { leaseMs: config.jobLeaseMs, maxAttempts: config.jobAttempts, logger };
   if (database.kind === 'sqlite') return new SqliteJobQueue({ file: database.file, ...common });
   return new BullmqJobQueue({
+    kinds: JOB_KINDS,
     backend: config.redisUrl
       ? { kind: 'redis', url: config.redisUrl, prefix: database.queueSchema }
       : { kind: 'postgres', url: database.url, schema: database.queueSchema },

@@ -13,6 +13,12 @@ export interface JobPayloads {
 
 export type JobKind = keyof JobPayloads;
 
+// A kind missing here is a compile error.
+const EVERY_KIND: { [K in JobKind]: true } = { 'pipeline.run': true, 'pipeline.chunk': true };
+
+/** Every kind, for queues that must know them up front (metrics of a process that never enqueues one). */
+export const JOB_KINDS = Object.keys(EVERY_KIND) as readonly JobKind[];
+
 /** The dedupe key of a run's job: enqueueing the same run twice never makes a second job. */
 export function runJobKey(runId: string): string {
   return `run:${runId}`;

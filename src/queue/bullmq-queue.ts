@@ -55,6 +55,12 @@ export interface BullmqJobQueueOptions {
    * handed out again before it is dead-lettered. Such losses do not spend `maxAttempts`. @default 10
    */
   maxStalls?: number | undefined;
+  /**
+   * Kinds that `counts()` and `listDead()` report even before this process enqueued or worked them
+   * (BullMQ has one queue per kind and no list of them): an API node's metrics then show the chunk
+   * jobs that only workers enqueue.
+   */
+  kinds?: readonly string[] | undefined;
 }
 
 /** What a BullMQ job carries: the port's payload plus the adapter's bookkeeping. */
@@ -352,6 +358,10 @@ export class BullmqJobQueue implements JobQueue {
     this.maxStalls = positiveInt('maxStalls', options.maxStalls ?? 10);
     this.operationTimeoutMs = positive('operationTimeoutMs', options.operationTimeoutMs ?? 5_000);
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    for (const kind of options.kinds ?? []) {
+      checkKind(kind);
+      this.kinds.add(kind);
+    }
     this.logger = options.logger ?? consoleLogger;
     this.log = new ThrottledLog(this.logger, LOG_WINDOW_MS);
     this.ready = this.prepare();
