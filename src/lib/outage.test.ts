@@ -12,6 +12,7 @@ describe('isOutage', () => {
     expect(isOutage(withCode('57P01', 'terminating connection due to administrator command'))).toBe(true);
     expect(isOutage(withCode('57P03', 'the database system is starting up'))).toBe(true);
     expect(isOutage(withCode('08006'))).toBe(true);
+    expect(isOutage(withCode('53300', 'sorry, too many clients already'))).toBe(true);
     expect(isOutage(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isOutage(new Error('timeout exceeded when trying to connect'))).toBe(true);
   });

@@ -21,11 +21,12 @@ const NETWORK_CODES = new Set([
 ]);
 
 /**
- * PostgreSQL SQLSTATEs of a server that is going away or not accepting connections yet:
- * class 08 (connection exception) and 57P01..57P03 (admin/crash shutdown, cannot connect now).
+ * PostgreSQL SQLSTATEs of a server that is going away, not accepting connections yet, or full:
+ * class 08 (connection exception), 57P01..57P03 (admin/crash shutdown, cannot connect now) and
+ * 53300 (too many connections: a fleet briefly over `max_connections` waits, it does not fail).
  */
 function isPostgresOutageState(code: string): boolean {
-  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03';
+  return code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(code);
 }
 
 /** Messages of node-postgres, ioredis and the AWS SDK that carry no code. */
