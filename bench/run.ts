@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BENCHES = ['upload.ts', 'images.ts', 'video.ts'];
+const BENCHES = ['upload.ts', 'images.ts', 'video.ts', 'scale.ts'];
 
 let failed = 0;
 for (const bench of BENCHES) {
