@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../errors.js';
-import { isOutage } from './outage.js';
+import { asOutage, isOutage } from './outage.js';
 
 function withCode(code: string, message = 'x'): Error {
   return Object.assign(new Error(message), { code });
@@ -30,10 +30,27 @@ describe('isOutage', () => {
     expect(isOutage(withCode('23505', 'duplicate key value violates unique constraint'))).toBe(false);
     expect(isOutage(withCode('42P01', 'relation "assets" does not exist'))).toBe(false);
     expect(isOutage(withCode('ENOENT'))).toBe(false);
+    expect(isOutage(withCode('08P01', 'protocol violation'))).toBe(false);
+    expect(isOutage(withCode('ENOTFOUND', 'getaddrinfo ENOTFOUND s3.exmaple.com'))).toBe(false);
+    expect(isOutage(new AppError('UNAVAILABLE', 'The transform queue is full.'))).toBe(false);
     expect(isOutage(new AppError('MEDIA_INVALID', 'The image file is truncated.'))).toBe(false);
     expect(isOutage(new Error('ffmpeg exited with code 1'))).toBe(false);
     expect(isOutage(undefined)).toBe(false);
     expect(isOutage('ECONNREFUSED')).toBe(false);
+  });
+
+  it('honours errors an adapter marked as outages, and ioredis giving up while it reconnects', () => {
+    expect(isOutage(asOutage(new AppError('UNAVAILABLE', 'the job queue did not answer within 5 s')))).toBe(
+      true,
+    );
+    expect(isOutage(new Error('outer', { cause: asOutage(new Error('S3 SlowDown')) }))).toBe(true);
+    expect(
+      isOutage(
+        new Error(
+          'Reached the max retries per request limit (which is 1). Refer to "maxRetriesPerRequest" option for details.',
+        ),
+      ),
+    ).toBe(true);
   });
 
   it('does not loop on a cause cycle', () => {

@@ -5,7 +5,11 @@
  * PostgreSQL never fails an asset.
  */
 
-/** Socket-level failures: the peer is down, restarting or unreachable. */
+/**
+ * Socket-level failures: the peer is down, restarting or unreachable. Not ENOTFOUND: a host name
+ * that does not resolve is a configuration mistake far more often than an outage, and waiting it
+ * out would hide it.
+ */
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -14,7 +18,6 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENETUNREACH',
-  'ENOTFOUND',
   'EAI_AGAIN',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
@@ -22,12 +25,21 @@ const NETWORK_CODES = new Set([
 
 /**
  * PostgreSQL SQLSTATEs of a server that is going away, not accepting connections yet, or full:
- * class 08 (connection exception), 57P01..57P03 (admin/crash shutdown, cannot connect now) and
- * 53300 (too many connections: a fleet briefly over `max_connections` waits, it does not fail).
+ * connection exceptions (08000, 08001, 08003, 08004, 08006; not 08P01, a protocol violation, which
+ * is a bug), 57P01..57P03 (admin/crash shutdown, cannot connect now) and 53300 (too many
+ * connections: a fleet briefly over `max_connections` waits, it does not fail).
  */
-function isPostgresOutageState(code: string): boolean {
-  return code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(code);
-}
+const POSTGRES_OUTAGE_STATES = new Set([
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
 
 /** Messages of node-postgres, ioredis and the AWS SDK that carry no code. */
 const OUTAGE_MESSAGES = [
@@ -38,7 +50,20 @@ const OUTAGE_MESSAGES = [
   /the database system is (starting up|shutting down|in recovery mode)/i,
   /terminating connection due to administrator command/i,
   /Cannot use a pool after calling end/i,
+  // ioredis gave up on a command while it reconnects (MaxRetriesPerRequestError).
+  /Reached the max retries per request limit/i,
 ];
+
+const OUTAGE = Symbol.for('assetpipe.outage');
+
+/**
+ * Marks an error an adapter made itself for an unreachable dependency (a timeout with no socket
+ * error to show for it, an S3 503 SlowDown), so that `isOutage` treats it as one.
+ */
+export function asOutage<E extends Error>(err: E): E {
+  Object.defineProperty(err, OUTAGE, { value: true, enumerable: false });
+  return err;
+}
 
 export function isOutage(err: unknown): boolean {
   const seen = new Set<unknown>();
@@ -46,6 +71,7 @@ export function isOutage(err: unknown): boolean {
   // Wrapped errors (AppError, AggregateError, the AWS SDK) keep the original in `cause`.
   while (current !== null && typeof current === 'object' && !seen.has(current)) {
     seen.add(current);
+    if ((current as { [OUTAGE]?: unknown })[OUTAGE] === true) return true;
     const e = current as {
       code?: unknown;
       message?: unknown;
@@ -55,7 +81,7 @@ export function isOutage(err: unknown): boolean {
     };
     if (typeof e.code === 'string') {
       if (NETWORK_CODES.has(e.code)) return true;
-      if (/^[0-9A-Z]{5}$/.test(e.code) && isPostgresOutageState(e.code)) return true;
+      if (POSTGRES_OUTAGE_STATES.has(e.code)) return true;
     }
     if (typeof e.message === 'string' && OUTAGE_MESSAGES.some((re) => re.test(e.message as string)))
       return true;
