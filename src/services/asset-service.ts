@@ -16,6 +16,7 @@ import { newId } from '../domain/ids.js';
 import type { Project } from '../domain/project.js';
 import { AppError, isAppError } from '../errors.js';
 import { HashingStream } from '../lib/hash-stream.js';
+import { isOutage } from '../lib/outage.js';
 import { peekStream } from '../lib/peek-stream.js';
 import { checkImagePrefix, type ImageLimits } from '../media/image.js';
 import { describeUnsupported, SNIFF_BYTES, type SniffedType, sniffMedia } from '../media/sniff.js';
@@ -212,13 +213,18 @@ export class AssetService {
   /**
    * Turns stored bytes into an asset or a new version, and starts its pipeline run. Checks the
    * declared checksum, the project's allowed types and quota, and its duplicate policy; on refusal
-   * the stored bytes are removed.
+   * the stored bytes are removed. `keepOnOutage`: an upload session's bytes (a completed multipart
+   * upload) are what the client's retry completes, so an outage of the catalog must not delete them.
    */
-  async register(upload: ReceivedUpload, meta: RegisterMeta): Promise<RegisterResult> {
+  async register(
+    upload: ReceivedUpload,
+    meta: RegisterMeta,
+    options: { keepOnOutage?: boolean } = {},
+  ): Promise<RegisterResult> {
     try {
       return await this.registerOrThrow(upload, meta);
     } catch (err) {
-      await this.discard(upload);
+      if (!(options.keepOnOutage && isOutage(err))) await this.discard(upload);
       throw err;
     }
   }

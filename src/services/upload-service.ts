@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Principal } from '../domain/api-key.js';
@@ -7,6 +8,7 @@ import { newId } from '../domain/ids.js';
 import { type SigningKey, signUrl, verifySignedUrl } from '../domain/signing.js';
 import type { UploadSession } from '../domain/upload.js';
 import { AppError } from '../errors.js';
+import { asOutage, isOutage } from '../lib/outage.js';
 import type { BlobStore, UploadedPart } from '../storage/blob-store.js';
 import { originalKey } from '../storage/keys.js';
 import { type AssetService, parseChecksum, type RegisterResult, validateMediaId } from './asset-service.js';
@@ -64,7 +66,13 @@ function partNumberOk(n: number): boolean {
  * upload session in the catalog, so that completion turns it into an asset exactly once, whichever
  * API node the requests land on.
  */
+/** How long a session is given back in the background while the catalog is away. */
+const REOPEN_PATIENCE_MS = 10 * 60_000;
+
 export class UploadService {
+  /** Sessions this process is still giving back (see `reopen`). */
+  private readonly reopening = new Set<string>();
+
   constructor(private readonly options: UploadServiceOptions) {}
 
   private now(): Date {
@@ -218,9 +226,7 @@ export class UploadService {
     if (upload.expiresAt < this.now().toISOString()) {
       throw new AppError('UPLOAD_NOT_FOUND', `Upload ${uploadId} has expired; start a new one.`);
     }
-    if (!(await this.options.catalog.claimUploadCompletion(uploadId))) {
-      throw new AppError('UPLOAD_CONFLICT', `Upload ${uploadId} is being completed by another request.`);
-    }
+    if (!(await this.options.catalog.claimUploadCompletion(uploadId))) this.refuseClaim(uploadId);
     return this.completeClaimed(upload, async () => {
       // A retry after a failure that came after the join finds the object already joined.
       if (!(await this.options.blobs.head(upload.key))) {
@@ -264,7 +270,7 @@ export class UploadService {
         await this.options.catalog.abortUpload(upload.id);
         if (upload.key) await this.options.assets.discard(upload);
       } else {
-        await this.options.catalog.reopenUpload(upload.id);
+        await this.reopen(upload.id);
       }
       throw err;
     }
@@ -276,6 +282,52 @@ export class UploadService {
       );
     });
     return result;
+  }
+
+  /**
+   * Gives a claimed session back for a retry. When the catalog is away (the very outage that failed
+   * the completion), the session would stay `completing` and every retry would be refused, so the
+   * reopen is retried in the background until the catalog answers again (up to 10 minutes).
+   */
+  private async reopen(uploadId: string): Promise<void> {
+    try {
+      await this.options.catalog.reopenUpload(uploadId);
+    } catch (err) {
+      if (!isOutage(err)) throw err;
+      this.reopening.add(uploadId);
+      void (async () => {
+        const until = Date.now() + REOPEN_PATIENCE_MS;
+        for (let wait = 500; Date.now() < until; wait = Math.min(wait * 2, 5000)) {
+          await sleep(wait, undefined, { ref: false });
+          try {
+            await this.options.catalog.reopenUpload(uploadId);
+            break;
+          } catch (retryErr) {
+            if (!isOutage(retryErr)) {
+              this.options.logger.error(
+                { err: retryErr, uploadId },
+                'could not reopen an upload for a retry',
+              );
+              break;
+            }
+          }
+        }
+        this.reopening.delete(uploadId);
+      })();
+    }
+  }
+
+  /** A claim refused because this process is still giving the session back: retry shortly (503). */
+  private refuseClaim(uploadId: string): never {
+    if (this.reopening.has(uploadId)) {
+      throw asOutage(
+        new AppError(
+          'UNAVAILABLE',
+          `Upload ${uploadId} is waiting for the catalog to come back; retry shortly.`,
+        ),
+      );
+    }
+    throw new AppError('UPLOAD_CONFLICT', `Upload ${uploadId} is being completed by another request.`);
   }
 
   async abortMultipart(principal: Principal, uploadId: string): Promise<void> {
@@ -302,12 +354,11 @@ export class UploadService {
     received: Awaited<ReturnType<AssetService['inspectStored']>>,
   ): Promise<RegisterResult> {
     const project = await this.options.projects.get(upload.projectId);
-    return this.options.assets.register(received, {
-      project,
-      filename: upload.filename,
-      mediaId: upload.mediaId,
-      checksum: upload.checksum,
-    });
+    return this.options.assets.register(
+      received,
+      { project, filename: upload.filename, mediaId: upload.mediaId, checksum: upload.checksum },
+      { keepOnOutage: true },
+    );
   }
 
   // --- tus ------------------------------------------------------------------------------------
@@ -345,9 +396,7 @@ export class UploadService {
       const asset = await this.options.catalog.getAsset(upload.assetId);
       return { id: upload.assetId, status: asset?.status ?? 'processing' };
     }
-    if (!(await this.options.catalog.claimUploadCompletion(upload.id))) {
-      throw new AppError('UPLOAD_CONFLICT', `Upload ${upload.id} is being completed by another request.`);
-    }
+    if (!(await this.options.catalog.claimUploadCompletion(upload.id))) this.refuseClaim(upload.id);
     const project = await this.options.projects.get(upload.projectId);
     const result = await this.completeClaimed(upload, async () =>
       this.options.projects.explainTooLarge(
