@@ -171,19 +171,26 @@ describe.skipIf(!reachable.ok && !process.env.CI)(
           'a worker to run a ladder encode',
           25,
         );
-        const runIds = victim.worker
-          .logs()
-          .filter((l) => l.msg === 'run started')
-          .map((l) => l.runId as string);
+        // Freeze the encode first, so that it cannot finish between being seen and the kill.
+        const signalAll = (signal: NodeJS.Signals) => {
+          for (const child of victim.encodes) {
+            try {
+              process.kill(child.pid, signal);
+            } catch {
+              // already gone
+            }
+          }
+        };
+        signalAll('SIGSTOP');
         await victim.worker.kill();
         // A real crash takes the worker's ffmpeg with it; here it was re-parented: end it too.
-        for (const child of victim.encodes) {
-          try {
-            process.kill(child.pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
+        signalAll('SIGKILL');
+        // The runs the victim had started and not finished: the one it was encoding is among them.
+        const logs = victim.worker.logs();
+        const published = new Set(logs.filter((l) => l.msg === 'run published').map((l) => l.runId));
+        const runIds = logs
+          .filter((l) => l.msg === 'run started' && !published.has(l.runId))
+          .map((l) => l.runId as string);
         return { worker: victim.worker, runIds };
       })();
 
@@ -246,6 +253,8 @@ describe.skipIf(!reachable.ok && !process.env.CI)(
         const inBucket = await s3.listKeys();
         const orphans = inBucket.filter((key) => !known.has(key));
         expect(orphans).toEqual([]);
+        // Nor any multipart upload left open (invisible in a listing, but stored and billed).
+        expect(await s3.listUploads()).toEqual([]);
         const missing = [...known.keys()].filter((key) => !inBucket.includes(key));
         expect(missing).toEqual([]);
         // Step outputs have one key each, whoever wrote them and however often: one object per

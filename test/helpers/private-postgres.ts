@@ -1,10 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort, waitFor } from './cli.js';
+
+const execFileAsync = promisify(execFile);
 
 /**
  * A PostgreSQL server of the test's own (initdb into a temp folder, its own port), for tests that
@@ -36,11 +39,16 @@ export function findPostgresBin(): { dir: string } | { missing: string } {
   return { missing: `no PostgreSQL server binaries (initdb) under ${root} or on PATH` };
 }
 
-function run(bin: string, args: string[], asPostgres: boolean): void {
+/** Runs a server binary (as `postgres` when we are root) without blocking this process's event loop. */
+async function run(bin: string, args: string[], asPostgres: boolean): Promise<void> {
   const [cmd, argv] = asPostgres ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  const result = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 60_000 });
-  if (result.status !== 0) {
-    throw new Error(`${bin} ${args.join(' ')} failed (${result.status}): ${result.stderr}${result.stdout}`);
+  try {
+    await execFileAsync(cmd, argv, { encoding: 'utf8', timeout: 60_000 });
+  } catch (err) {
+    const e = err as { code?: unknown; stderr?: string; stdout?: string };
+    throw new Error(
+      `${bin} ${args.join(' ')} failed (${String(e.code)}): ${e.stderr ?? ''}${e.stdout ?? ''}`,
+    );
   }
 }
 
@@ -68,7 +76,7 @@ export async function startPrivatePostgres(binDir: string): Promise<PrivatePostg
     await chown(dir, Number(ids.stdout.trim()), Number(gids.stdout.trim()));
     await chmod(dir, 0o700);
   }
-  run(
+  await run(
     join(binDir, 'initdb'),
     ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'],
     asPostgres,
@@ -79,11 +87,15 @@ export async function startPrivatePostgres(binDir: string): Promise<PrivatePostg
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
 
   const start = async () => {
-    run(pgCtl, ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start'], asPostgres);
+    await run(
+      pgCtl,
+      ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start'],
+      asPostgres,
+    );
     await waitFor(() => accepts(url), 30_000, `the private PostgreSQL on port ${port} to accept connections`);
   };
   const stop = async () => {
-    run(pgCtl, ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop'], asPostgres);
+    await run(pgCtl, ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop'], asPostgres);
   };
   await start();
   return {
