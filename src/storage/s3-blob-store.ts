@@ -22,10 +22,11 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AppError } from '../errors.js';
+import { asOutage } from '../lib/outage.js';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, UploadedPart } from './blob-store.js';
 import { toBytes, tooLarge, writeAll } from './fs-io.js';
 import { assertValidKey, assertValidPrefix, keyProblem } from './keys.js';
-import { bucketProblem, parseS3Location, s3ClientConfig } from './s3-location.js';
+import { bucketProblem, parseS3Location, type S3Timeouts, s3ClientConfig } from './s3-location.js';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -49,6 +50,8 @@ export interface S3BlobStoreOptions {
   listPageSize?: number | undefined;
   /** Where `putPart` spools a stream of unknown length before sending it. @default os.tmpdir() */
   tempDir?: string | undefined;
+  /** Network timeouts of each request (see `s3ClientConfig`). @default 3 s to connect, 60 s idle */
+  timeouts?: S3Timeouts | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -75,8 +78,11 @@ const PUT_QUEUE_SIZE = 2;
  * - S3 limits a whole key to 1024 bytes, so with a prefix the port's keys must be shorter: longer
  *   ones are `KEY_INVALID`.
  * - Errors the port does not name become an `AppError` naming the operation, bucket, endpoint and
- *   S3 error code: `UNAVAILABLE` when the server cannot be reached or answers 5xx, `CONFIG_INVALID`
- *   for a missing bucket or rejected credentials, `INTERNAL` otherwise.
+ *   S3 error code: `UNAVAILABLE` when the server cannot be reached, times out, answers 5xx or asks
+ *   to slow down, marked as an outage (`asOutage`) so that workers wait and the API answers 503;
+ *   `CONFIG_INVALID` for a missing bucket, rejected credentials or an endpoint whose host name does
+ *   not resolve; `INTERNAL` otherwise. A response body that fails mid-read (reset, idle timeout)
+ *   errors with the socket's own error, marked as an outage too.
  *
  * The client is configured by `s3ClientConfig`, which sends checksums only where S3 requires them
  * (see there why). There is no `localPath`: callers fall back to `get`.
@@ -141,6 +147,7 @@ export class S3BlobStore implements BlobStore {
       s3ClientConfig(
         { region, endpoint, forcePathStyle: options.forcePathStyle ?? false },
         options.credentials,
+        options.timeouts,
       ),
     );
   }
@@ -216,6 +223,11 @@ export class S3BlobStore implements BlobStore {
     if (!(body instanceof Readable)) {
       throw new AppError('INTERNAL', `S3 GetObject of ${JSON.stringify(key)} returned no readable body.`);
     }
+    // The connection failing mid-body (a reset, the idle timeout) is an outage like any other; the
+    // reader sees the same error object, marked. First listener, so it is marked before anyone reads it.
+    body.prependListener('error', (err: unknown) => {
+      if (err instanceof Error && networkCode(err) !== undefined) asOutage(err);
+    });
     if (range !== undefined) {
       try {
         checkServedRange(range, out);
@@ -509,11 +521,21 @@ export class S3BlobStore implements BlobStore {
     if (err instanceof AppError) return err;
     const target = `bucket "${this.bucket}" at ${this.where}`;
     const network = networkCode(err);
-    if (network) {
+    if (network === 'ENOTFOUND') {
+      // As in `isOutage`: a host name that does not resolve is a setting to fix, not to wait out.
       return new AppError(
-        'UNAVAILABLE',
-        `Cannot reach the S3 server for ${target} (${network}): check the endpoint and that the server is up.`,
+        'CONFIG_INVALID',
+        `Cannot reach the S3 server for ${target}: its host name does not resolve (ENOTFOUND); check the endpoint and region in the storage URL.`,
         { cause: err },
+      );
+    }
+    if (network) {
+      return asOutage(
+        new AppError(
+          'UNAVAILABLE',
+          `Cannot reach the S3 server for ${target} (${network}): check the endpoint and that the server is up.`,
+          { cause: err },
+        ),
       );
     }
     const name = errorName(err) ?? 'an unknown error';
@@ -521,8 +543,8 @@ export class S3BlobStore implements BlobStore {
     const hint = HINTS[name];
     const answered = `S3 ${operation} of ${JSON.stringify(key)} in ${target} failed with ${name}${status ? ` (HTTP ${status})` : ''}`;
     if (hint) return new AppError('CONFIG_INVALID', `${answered}: ${hint}.`, { cause: err });
-    if (status !== undefined && status >= 500) {
-      return new AppError('UNAVAILABLE', `${answered}; try again later.`, { cause: err });
+    if ((status !== undefined && (status >= 500 || status === 429)) || BUSY_CODES.has(name)) {
+      return asOutage(new AppError('UNAVAILABLE', `${answered}; try again later.`, { cause: err }));
     }
     return new AppError('INTERNAL', `${answered}: ${errorMessageOf(err)}`, { cause: err });
   }
@@ -549,6 +571,21 @@ const HINTS: Record<string, string> = {
   CredentialsProviderError:
     'no credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)',
 };
+
+/**
+ * S3 answers that mean "busy or briefly unwell, try again", whatever their HTTP status: SlowDown
+ * and ServiceUnavailable are 503 on AWS but not on every S3-compatible server; RequestTimeout is
+ * S3's 400 for a request body that stalled.
+ */
+const BUSY_CODES = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'TooManyRequests',
+  'Throttling',
+  'ThrottlingException',
+]);
 
 /** Errors of the connection itself (not an S3 answer), by Node error code. */
 const NETWORK_CODES = new Set([

@@ -111,6 +111,12 @@ describe('s3ClientConfig', () => {
       credentials: undefined,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: 3000,
+        socketTimeout: 60_000,
+        httpAgent: { keepAlive: true, maxSockets: 256 },
+        httpsAgent: { keepAlive: true, maxSockets: 256 },
+      },
     });
     const credentials = { accessKeyId: 'a', secretAccessKey: 's' };
     expect(s3ClientConfig(location, credentials).credentials).toBe(credentials);

@@ -60,6 +60,19 @@ export function parseS3Location(input: string | URL): S3Location {
   return { bucket, prefix: parsePrefix(url.pathname), endpoint, region, forcePathStyle };
 }
 
+/** How long an S3 request may wait on the network before it fails (and the SDK retries it). */
+export interface S3Timeouts {
+  /** To open the TCP (and TLS) connection. @default 3000 */
+  connectionMs?: number | undefined;
+  /** Without a byte in either direction once connected, response bodies included. @default 60000 */
+  idleMs?: number | undefined;
+}
+
+/** Sockets per client (and so per process and store): parts, range reads and listings in parallel. */
+const MAX_SOCKETS = 256;
+const DEFAULT_CONNECTION_TIMEOUT_MS = 3000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
 /**
  * The S3 client settings for a location, shared by every S3 client assetpipe makes (the blob store,
  * tus uploads). Credentials default to the AWS SDK's provider chain (AWS_ACCESS_KEY_ID /
@@ -68,7 +81,9 @@ export function parseS3Location(input: string | URL): S3Location {
 export function s3ClientConfig(
   location: Pick<S3Location, 'endpoint' | 'region' | 'forcePathStyle'>,
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined },
+  timeouts: S3Timeouts = {},
 ): S3ClientConfig {
+  const agent = { keepAlive: true, maxSockets: MAX_SOCKETS };
   return {
     region: location.region,
     endpoint: location.endpoint,
@@ -81,6 +96,24 @@ export function s3ClientConfig(
     // never sends. Send and check checksums only where the S3 API requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK's NodeHttpHandler has no timeouts by default (a black-holed endpoint hangs every call
+    // for good) and 50 sockets per client. Passed as options, the client builds the NodeHttpHandler
+    // itself (`RequestHandler.create`), so @smithy/node-http-handler need not be a dependency, and
+    // the agents are the client's own: `destroy()` closes them. In @smithy/node-http-handler 4.14:
+    // - `connectionTimeout`: the connect phase; a TimeoutError after it.
+    // - `socketTimeout`: the socket idle timeout (no byte either way), for the whole exchange up to
+    //   the end of the response body; a TimeoutError after it.
+    // - `requestTimeout` is NOT used: it bounds the whole request and response, which would cut a
+    //   large part upload or a long download on a slow link, and it only logs a warning unless
+    //   `throwOnRequestTimeout` is set. (Older versions used it as the idle timeout; this one does not.)
+    // Timeouts count as transient to the SDK's retry strategy (3 attempts in all), and the blob
+    // store reports what still fails as an outage.
+    requestHandler: {
+      connectionTimeout: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      socketTimeout: timeouts.idleMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      httpAgent: agent,
+      httpsAgent: { ...agent },
+    },
   };
 }
 

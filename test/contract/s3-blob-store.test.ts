@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isOutage } from '../../src/lib/outage.js';
 import { S3BlobStore, type S3BlobStoreOptions, s3BlobStoreFromUrl } from '../../src/storage/s3-blob-store.js';
 import { s3ClientConfig } from '../../src/storage/s3-location.js';
 import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
@@ -220,8 +223,90 @@ describe('S3BlobStore on s3rver', () => {
       expect((err as Error).message).toContain(`http://127.0.0.1:${port}`);
       expect((err as Error).message).toContain(`"${server.bucket}"`);
       expect((err as Error).message).toContain('ECONNREFUSED');
+      expect(isOutage(err)).toBe(true);
     }
   });
+
+  it('gives every client timeouts and 256 keep-alive sockets', () => {
+    const config = s3ClientConfig({ endpoint: server.endpoint, region: server.region, forcePathStyle: true });
+    const agent = { keepAlive: true, maxSockets: 256 };
+    expect(config.requestHandler).toEqual({
+      connectionTimeout: 3000,
+      socketTimeout: 60_000,
+      httpAgent: agent,
+      httpsAgent: agent,
+    });
+    const tuned = s3ClientConfig({ region: 'us-east-1', forcePathStyle: false }, undefined, { idleMs: 500 });
+    expect(tuned.requestHandler).toMatchObject({ connectionTimeout: 3000, socketTimeout: 500 });
+  });
+
+  it('fails within seconds, as an outage, against an endpoint that accepts connections and never answers', async () => {
+    const silent = await silentServer();
+    try {
+      const store = open({ endpoint: silent.endpoint, timeouts: { idleMs: 500 } });
+      for (const call of [
+        () => store.head('k'),
+        () => store.get('k'),
+        () => store.put('k', Buffer.from('x')),
+        () => collect(store.list('')),
+      ]) {
+        const startedAt = Date.now();
+        const err = await errorOf(call);
+        // Three attempts of 0.5 s each, and the SDK's backoff between them.
+        expect(Date.now() - startedAt).toBeLessThan(10_000);
+        expect(err).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+        expect((err as Error).message).toContain('timed out');
+        expect(isOutage(err)).toBe(true);
+      }
+      expect(silent.connections()).toBeGreaterThanOrEqual(4);
+    } finally {
+      await silent.close();
+    }
+  }, 60_000);
+
+  it('reports a body that stalls mid-read as an outage', async () => {
+    const stalling = await httpServer((_req, res) => {
+      res.writeHead(200, { 'Content-Length': '1000', 'Content-Type': 'application/octet-stream' });
+      res.write(Buffer.alloc(10)); // and nothing more
+    });
+    try {
+      const store = open({ endpoint: stalling.endpoint, timeouts: { idleMs: 500 } });
+      const body = await store.get('k');
+      const err = await errorOf(() => readAll(body));
+      expect(err).toMatchObject({ name: 'TimeoutError' });
+      expect(isOutage(err)).toBe(true);
+    } finally {
+      await stalling.close();
+    }
+  });
+
+  it('reports 503 SlowDown and 500 InternalError answers as outages', async () => {
+    const answers = { status: 503, code: 'SlowDown' };
+    const busy = await httpServer((req, res) => {
+      req.resume();
+      res.writeHead(answers.status, { 'Content-Type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answers.code}</Code><Message>busy</Message></Error>`,
+      );
+    });
+    try {
+      const store = open({ endpoint: busy.endpoint });
+      for (const [status, code] of [
+        [503, 'SlowDown'],
+        [500, 'InternalError'],
+      ] as const) {
+        Object.assign(answers, { status, code });
+        for (const call of [() => store.put('k', Buffer.from('x')), () => store.createMultipart('k')]) {
+          const err = await errorOf(call);
+          expect(err).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+          expect((err as Error).message).toContain(code);
+          expect(isOutage(err)).toBe(true);
+        }
+      }
+    } finally {
+      await busy.close();
+    }
+  }, 60_000);
 
   it('says which setting to fix when the bucket is missing or the access key is unknown', async () => {
     const missing = await errorOf(() => open({ bucket: 'no-such-bucket' }).put('k', Buffer.from('x')));
@@ -310,6 +395,37 @@ describe('the s3rver test server answers like S3', () => {
     expect(await server.listUploads()).toEqual([]);
   });
 
+  it('lists multipart uploads in progress, by prefix and in pages', async () => {
+    const ids = [await start('listed/b'), await start('listed/a'), await start('other/c')];
+    try {
+      const all = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: 'listed/' }));
+      expect(all.Uploads?.map((u) => u.Key)).toEqual(['listed/a', 'listed/b']);
+      expect(all.Uploads?.[0]?.UploadId).toBe(ids[1]);
+      expect(all.Uploads?.[0]?.Initiated).toBeInstanceOf(Date);
+
+      const first = await client.send(new ListMultipartUploadsCommand({ Bucket, MaxUploads: 1 }));
+      expect(first.IsTruncated).toBe(true);
+      const rest = await client.send(
+        new ListMultipartUploadsCommand({
+          Bucket,
+          KeyMarker: first.NextKeyMarker,
+          UploadIdMarker: first.NextUploadIdMarker,
+        }),
+      );
+      const keys = [...(first.Uploads ?? []), ...(rest.Uploads ?? [])].map((u) => u.Key);
+      expect(keys.filter((key) => key?.startsWith('listed/') || key?.startsWith('other/'))).toEqual([
+        'listed/a',
+        'listed/b',
+        'other/c',
+      ]);
+    } finally {
+      const keys = ['listed/b', 'listed/a', 'other/c'];
+      for (const [i, UploadId] of ids.entries()) {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: keys[i], UploadId }));
+      }
+    }
+  });
+
   it('completes only a list of uploaded parts, ascending, all but the last at least 5 MiB', async () => {
     const Key = 'raw/complete';
     const UploadId = await start(Key);
@@ -395,6 +511,47 @@ function patterned(seed: number, length: number): Buffer {
 
 function* chunked(bytes: Buffer, size: number): Generator<Buffer> {
   for (let offset = 0; offset < bytes.length; offset += size) yield bytes.subarray(offset, offset + size);
+}
+
+/** A TCP server that accepts connections and never answers (a black hole past the handshake). */
+async function silentServer(): Promise<{ endpoint: string; connections(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let count = 0;
+  const silent: Server = createServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    socket.resume(); // read and ignore the request
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const address = silent.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    connections: () => count,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    },
+  };
+}
+
+/** An HTTP server on 127.0.0.1 that answers every request with `handler`. */
+async function httpServer(
+  handler: Parameters<typeof createHttpServer>[1],
+): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const http: HttpServer = createHttpServer(handler);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const address = http.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    close: async () => {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
 }
 
 /** A port nothing listens on (bound, then released). */

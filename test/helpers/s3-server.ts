@@ -9,6 +9,9 @@
  *
  * - ListParts (`GET /b/key?uploadId=`) and AbortMultipartUpload (`DELETE /b/key?uploadId=`, 204):
  *   missing in s3rver (its router answers MethodNotAllowed).
+ * - ListMultipartUploads (`GET /b?uploads`): missing in s3rver (it answers a ListObjects). Here with
+ *   `prefix`, `key-marker`, `upload-id-marker` and `max-uploads`, uploads in (key, upload id) order,
+ *   `Initiated` being when the upload folder's `key` file was written.
  * - CompleteMultipartUpload (`POST /b/key?uploadId=`): s3rver joins whatever part numbers it is
  *   given without checking them. Here, as in S3: InvalidPartOrder unless ascending, InvalidPart
  *   unless each part exists with the listed ETag, EntityTooSmall for a part under 5 MiB but the
@@ -49,7 +52,7 @@ export interface S3TestServer {
   url: string;
   /** Every object key in the bucket, in key order (read from disk, not through S3). */
   listKeys(): Promise<string[]>;
-  /** Multipart uploads in progress (read from disk: s3rver has no ListMultipartUploads). */
+  /** Multipart uploads in progress (read from disk, not through S3). */
   listUploads(): Promise<Array<{ key: string; uploadId: string }>>;
   /** Every request received so far, as `METHOD /path?query`. */
   requests(): string[];
@@ -211,6 +214,8 @@ function missingOperations(store: FilesystemStore): Middleware {
       !query.delimiter
     ) {
       handler = () => listObjectsV2(ctx, store, bucket);
+    } else if (key === '' && bucket !== '' && method === 'GET' && 'uploads' in query && !query.delimiter) {
+      handler = () => listMultipartUploads(ctx, store, bucket);
     }
     if (!handler) return next();
 
@@ -440,6 +445,54 @@ async function listObjectsV2(ctx: Context, store: FilesystemStore, bucket: strin
         : undefined,
       StartAfter: token === undefined && startAfter !== '' ? startAfter : undefined,
       Contents: contents,
+    },
+  };
+}
+
+async function listMultipartUploads(ctx: Context, store: FilesystemStore, bucket: string) {
+  const prefix = String(ctx.query.prefix ?? '');
+  const maxUploads = Math.min(Number(ctx.query['max-uploads'] ?? 1000) || 1000, 1000);
+  const keyMarker = String(ctx.query['key-marker'] ?? '');
+  const uploadIdMarker = String(ctx.query['upload-id-marker'] ?? '');
+  const root = store.getResourcePath(bucket, undefined, 'uploads');
+  const byKey = (a: { key: string; uploadId: string }, b: { key: string; uploadId: string }) =>
+    Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || (a.uploadId < b.uploadId ? -1 : 1);
+  const after = (await uploadsOf(store, bucket))
+    .filter((upload) => upload.key.startsWith(prefix))
+    .filter((upload) => {
+      if (keyMarker === '') return true;
+      const order = Buffer.compare(Buffer.from(upload.key), Buffer.from(keyMarker));
+      return order > 0 || (order === 0 && uploadIdMarker !== '' && upload.uploadId > uploadIdMarker);
+    })
+    .sort(byKey);
+  const page = after.slice(0, maxUploads);
+  const truncated = after.length > page.length;
+  const last = page[page.length - 1];
+  const uploads = [];
+  for (const upload of page) {
+    const initiated = await stat(join(root, upload.uploadId, 'key')).catch(() => undefined);
+    if (!initiated) continue; // completed or aborted meanwhile
+    uploads.push({
+      Key: upload.key,
+      UploadId: upload.uploadId,
+      Initiator: { ID: 'S3RVER', DisplayName: 'S3rver' },
+      Owner: { ID: 'S3RVER', DisplayName: 'S3rver' },
+      StorageClass: 'STANDARD',
+      Initiated: initiated.mtime.toISOString(),
+    });
+  }
+  ctx.body = {
+    ListMultipartUploadsResult: {
+      '@': { xmlns: XMLNS },
+      Bucket: bucket,
+      KeyMarker: keyMarker,
+      UploadIdMarker: uploadIdMarker,
+      NextKeyMarker: truncated ? last?.key : undefined,
+      NextUploadIdMarker: truncated ? last?.uploadId : undefined,
+      Prefix: prefix,
+      MaxUploads: maxUploads,
+      IsTruncated: truncated,
+      Upload: uploads,
     },
   };
 }

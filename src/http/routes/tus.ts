@@ -169,6 +169,18 @@ class Completions {
   }
 }
 
+/**
+ * Refusals that mean the finished bytes will never become an asset, so the upload can go: a 4xx,
+ * except those about the request rather than the bytes. UPLOAD_CONFLICT: another request is
+ * completing this upload and reads its bytes now. RATE_LIMITED, UNAUTHORIZED, FORBIDDEN: this
+ * caller, now, was refused. A 5xx (an outage, a bug) is never final: the client may retry.
+ */
+function isFinalRefusal(err: unknown): boolean {
+  const appError = toAppError(err);
+  if (appError.status < 400 || appError.status >= 500) return false;
+  return !['UPLOAD_CONFLICT', 'RATE_LIMITED', 'UNAUTHORIZED', 'FORBIDDEN'].includes(appError.code);
+}
+
 /** @tus/server writes the head with a raw header array; give our problem bodies their content type. */
 function labelProblemBodies(res: ServerResponse, state: RequestState): void {
   const writeHead = res.writeHead;
@@ -280,7 +292,19 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
           }),
         );
       } catch (err) {
-        throw refusal(state, err);
+        const refused = refusal(state, err);
+        // Refused for good (bad or unwanted bytes, a limit): the upload can never become an asset,
+        // and on S3 it is a full copy of the file; free it now. Not on a 5xx (an outage, a bug)
+        // nor on a refusal that is about this request rather than these bytes: the client retries.
+        if (isFinalRefusal(err)) {
+          await storage.release(upload.id).catch((releaseErr: unknown) => {
+            state.request.log.warn(
+              { err: releaseErr, uploadId: upload.id },
+              'could not free a refused tus upload',
+            );
+          });
+        }
+        throw refused;
       }
       state.request.log.info({ uploadId: upload.id, assetId: completion.assetId }, 'tus upload completed');
       await storage.release(upload.id).catch((err: unknown) => {
@@ -324,7 +348,10 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
   const cleanUpExpired = (): Promise<number> => {
     sweeping ??= (async () => {
       try {
-        const removed = await server.cleanUpExpiredUploads();
+        // On S3, the storage's own sweep: @tus/s3-store's would abort every multipart upload in the bucket.
+        const removed = storage.sweepExpired
+          ? await storage.sweepExpired(expirationMs)
+          : await server.cleanUpExpiredUploads();
         await completions.sweep((uploadId) => storage.exists(uploadId), expirationMs);
         if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
         return removed;
