@@ -22,12 +22,11 @@ import {
 } from './fs-io.js';
 import { partSidecarPath, readPartSidecar } from './fs-sidecars.js';
 import { assertValidKey } from './keys.js';
+import { assertPartNumber, checkPartList, MAX_PART_NUMBER } from './part-rules.js';
 
 /** Multipart folders untouched (no part written, no complete) for this long are abandoned. */
 const STALE_MULTIPART_MS = 7 * 24 * 60 * 60 * 1000;
 /** Part numbers, as in S3. */
-const MIN_PART_NUMBER = 1;
-const MAX_PART_NUMBER = 10_000;
 /** The only upload ids this store accepts (and the shape of those it hands out): never a path. */
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** A part's data file is named by its part number, written canonically (no sign, no leading zero). */
@@ -369,43 +368,6 @@ async function joinParts(temp: string, dir: string, parts: readonly FoundPart[])
   } finally {
     await out.close();
   }
-}
-
-function assertPartNumber(partNumber: number): void {
-  if (!Number.isInteger(partNumber) || partNumber < MIN_PART_NUMBER || partNumber > MAX_PART_NUMBER) {
-    throw new AppError(
-      'VALIDATION_FAILED',
-      `Part number ${String(partNumber)} is not an integer from ${MIN_PART_NUMBER} to ${MAX_PART_NUMBER}.`,
-    );
-  }
-}
-
-/** The list given to complete: at least one part, valid numbers, strictly increasing, with etags. */
-function checkPartList(
-  parts: ReadonlyArray<{ partNumber: number; etag: string }>,
-): ReadonlyArray<{ partNumber: number; etag: string }> {
-  if (!Array.isArray(parts) || parts.length === 0) {
-    throw new AppError('VALIDATION_FAILED', 'Completing an upload needs the list of its parts.');
-  }
-  if (parts.length > MAX_PART_NUMBER) {
-    throw new AppError('VALIDATION_FAILED', `An upload has at most ${MAX_PART_NUMBER} parts.`);
-  }
-  let previous = 0;
-  for (const part of parts) {
-    const partNumber: unknown = part?.partNumber;
-    assertPartNumber(partNumber as number);
-    if ((partNumber as number) <= previous) {
-      throw new AppError(
-        'VALIDATION_FAILED',
-        `Part ${String(partNumber)} is listed after part ${previous}: list parts in strictly increasing order.`,
-      );
-    }
-    if (typeof part.etag !== 'string' || part.etag === '') {
-      throw new AppError('VALIDATION_FAILED', `Part ${String(partNumber)} is listed without its etag.`);
-    }
-    previous = partNumber as number;
-  }
-  return parts;
 }
 
 /** Etags compare with or without their quotes (clients often strip them). */

@@ -26,6 +26,7 @@ import { asOutage } from '../lib/outage.js';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, UploadedPart } from './blob-store.js';
 import { toBytes, tooLarge, writeAll } from './fs-io.js';
 import { assertValidKey, assertValidPrefix, keyProblem } from './keys.js';
+import { assertPartNumber, checkPartList } from './part-rules.js';
 import { bucketProblem, parseS3Location, type S3Timeouts, s3ClientConfig } from './s3-location.js';
 
 export interface S3BlobStoreOptions {
@@ -58,8 +59,6 @@ const MIB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MIB;
 const MAX_PART_SIZE = 5 * 1024 * MIB;
 const MAX_KEY_BYTES = 1024;
-const MIN_PART_NUMBER = 1;
-const MAX_PART_NUMBER = 10_000;
 /** SigV4 presigned URLs live at most a week. */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 60 * 60;
 /** How many parts of one `put` are buffered and in flight at once. */
@@ -709,45 +708,8 @@ function checkServedRange(range: ByteRange, out: GetObjectCommandOutput): void {
   }
 }
 
-function assertPartNumber(partNumber: number): void {
-  if (!Number.isInteger(partNumber) || partNumber < MIN_PART_NUMBER || partNumber > MAX_PART_NUMBER) {
-    throw new AppError(
-      'VALIDATION_FAILED',
-      `Part number ${String(partNumber)} is not an integer from ${MIN_PART_NUMBER} to ${MAX_PART_NUMBER}.`,
-    );
-  }
-}
-
 function assertUploadId(uploadId: string): void {
   if (typeof uploadId !== 'string' || uploadId === '') throw uploadNotFound(uploadId);
-}
-
-/** The list given to complete: at least one part, valid numbers, strictly increasing, with etags. */
-function checkPartList(
-  parts: ReadonlyArray<{ partNumber: number; etag: string }>,
-): ReadonlyArray<{ partNumber: number; etag: string }> {
-  if (!Array.isArray(parts) || parts.length === 0) {
-    throw new AppError('VALIDATION_FAILED', 'Completing an upload needs the list of its parts.');
-  }
-  if (parts.length > MAX_PART_NUMBER) {
-    throw new AppError('VALIDATION_FAILED', `An upload has at most ${MAX_PART_NUMBER} parts.`);
-  }
-  let previous = 0;
-  for (const part of parts) {
-    const partNumber = part?.partNumber;
-    assertPartNumber(partNumber);
-    if (partNumber <= previous) {
-      throw new AppError(
-        'VALIDATION_FAILED',
-        `Part ${String(partNumber)} is listed after part ${previous}: list parts in strictly increasing order.`,
-      );
-    }
-    if (typeof part.etag !== 'string' || part.etag === '') {
-      throw new AppError('VALIDATION_FAILED', `Part ${String(partNumber)} is listed without its etag.`);
-    }
-    previous = partNumber;
-  }
-  return parts;
 }
 
 /** Etags compare with or without their quotes (clients often strip them). */

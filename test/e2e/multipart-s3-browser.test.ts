@@ -89,7 +89,11 @@ describe('S3-style multipart from a browser, straight to S3', () => {
             }),
           );
           const done = await api(`/v1/uploads/multipart/${started.uploadId}/complete`, { parts });
-          return { urls: Object.values(signed.urls), status: done.status, body: await done.json() };
+          return {
+            urls: Object.values(signed.urls),
+            status: done.status,
+            body: (await done.json()) as PageResult['body'],
+          };
         },
         { base64: wav.toString('base64'), key: TEST_ADMIN_KEY },
       );
