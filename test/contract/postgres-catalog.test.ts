@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -6,7 +5,9 @@ import { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
 import { postgresMigrations } from '../../src/catalog/migrations/postgres.js';
 import { openPostgresCatalog } from '../../src/catalog/postgres-catalog.js';
 import type { Database } from '../../src/catalog/schema.js';
+import { redactUrl } from '../../src/config.js';
 import { newId } from '../../src/domain/ids.js';
+import { dropSchemas, probePostgres, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres.js';
 import {
   catalogContract,
   expectUpgradedCatalog,
@@ -15,36 +16,9 @@ import {
 } from './catalog.contract.js';
 import { expectOneClaimPerUpload } from './claim-race.js';
 
-const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-/** The URL without its password, for test names and messages. */
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable url>';
-  }
-}
-
-async function probe(url: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, reason: err instanceof Error ? err.message || err.name : String(err) };
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-function uniqueSchema(): string {
-  return `assetpipe_test_${process.pid}_${randomBytes(6).toString('hex')}`;
-}
+const DATABASE_URL = TEST_DATABASE_URL;
+const redact = redactUrl;
+const probe = probePostgres;
 
 /** Runs `fn` with a plain pg client whose search_path is `schema`. */
 async function withClient<T>(schema: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -58,14 +32,8 @@ async function withClient<T>(schema: string, fn: (client: pg.Client) => Promise<
   }
 }
 
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
-  } finally {
-    await client.end();
-  }
+function dropSchema(schema: string): Promise<void> {
+  return dropSchemas(DATABASE_URL, schema);
 }
 
 const reachability = await probe(DATABASE_URL);
