@@ -15,6 +15,7 @@ describe('isOutage', () => {
     expect(isOutage(withCode('53300', 'sorry, too many clients already'))).toBe(true);
     expect(isOutage(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isOutage(new Error('timeout exceeded when trying to connect'))).toBe(true);
+    expect(isOutage(new Error('Query read timeout'))).toBe(true);
   });
 
   it('looks through wrappers: cause chains and aggregate errors', () => {

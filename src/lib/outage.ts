@@ -50,6 +50,8 @@ const OUTAGE_MESSAGES = [
   /the database system is (starting up|shutting down|in recovery mode)/i,
   /terminating connection due to administrator command/i,
   /Cannot use a pool after calling end/i,
+  // node-postgres's client-side query_timeout: the server stopped answering mid-query.
+  /Query read timeout/i,
   // ioredis gave up on a command while it reconnects (MaxRetriesPerRequestError).
   /Reached the max retries per request limit/i,
 ];

@@ -16,6 +16,7 @@ import {
 import pg from 'pg';
 import { newId } from '../domain/ids.js';
 import { AppError, errorMessage } from '../errors.js';
+import { asOutage } from '../lib/outage.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import {
   type EnqueueOptions,
@@ -52,9 +53,24 @@ export interface BullmqJobQueueOptions {
   operationTimeoutMs?: number | undefined;
   /**
    * How often a job may lose its worker (crash, SIGKILL, an outage longer than the lease) and be
-   * handed out again before it is dead-lettered. Such losses do not spend `maxAttempts`. @default 10
+   * handed out again before it is dead-lettered. Such losses do not count towards BullMQ's
+   * dead-lettering after `maxAttempts` failed attempts, but they do raise the attempt number the
+   * handler sees (see the class comment). @default 10
    */
   maxStalls?: number | undefined;
+  /**
+   * How long a completed job is kept (rounded up to whole seconds). Its deduplication key stays
+   * taken for that long; pruning keeps the job tables, and so `counts()`, small. @default 7 days
+   */
+  keepCompletedMs?: number | undefined;
+  /** How long a dead (dead-lettered) job is kept for `listDead()` and deduplication. @default 30 days */
+  keepDeadMs?: number | undefined;
+  /**
+   * How long each shutdown step (closing a BullMQ object, then dropping its connections; releasing
+   * jobs past the grace period) may take before `close()` gives up on it: a backend that stopped
+   * answering must not keep `close()` from returning. @default 5000
+   */
+  closeTimeoutMs?: number | undefined;
   /**
    * Kinds that `counts()` and `listDead()` report even before this process enqueued or worked them
    * (BullMQ has one queue per kind and no list of them): an API node's metrics then show the chunk
@@ -94,7 +110,12 @@ interface BullWorker {
   close(force?: boolean): Promise<void>;
   disconnect(): Promise<void>;
   on(event: 'error', listener: (err: Error) => void): unknown;
-  on(event: 'lockRenewalFailed', listener: (jobIds: string[]) => void): unknown;
+  /**
+   * What BullMQ's LockManager calls to renew the locks of the jobs this worker runs ("public
+   * accessor method for LockManager" in BullMQ 6.7); wrapped in `watchRenewals`. Returns the ids
+   * whose lock could not be renewed; rejects when the backend could not be asked.
+   */
+  extendJobLocks(jobIds: string[], tokens: string[], duration: number): Promise<string[]>;
 }
 
 type WorkerSettings = Pick<
@@ -104,8 +125,10 @@ type WorkerSettings = Pick<
 
 type Timer = ReturnType<typeof setTimeout>;
 
-/** A job this instance is running. */
+/** A claim of a job by this instance: normally a running handler (see `process`). */
 interface Flight {
+  /** `flightKey(job id, token)`: its key in `WorkerSlot.flights`. */
+  readonly key: string;
   readonly job: BullJob;
   readonly token: string | undefined;
   readonly controller: AbortController;
@@ -113,11 +136,25 @@ interface Flight {
   finished: boolean;
   /** `stop()` gave the job back (or is doing so): BullMQ must not record an outcome. */
   released: boolean;
-  /** The lock renewal failed: another worker may own the job; the outcome is discarded. */
+  /**
+   * The lock is (or may be) gone: a renewal was refused, no renewal succeeded for a whole lease,
+   * or the job was claimed again. Another worker may own the job; the outcome is discarded.
+   */
   leaseLost: boolean;
+  /**
+   * When the lock was last taken or renewed, as the time the request was sent: the backend wrote
+   * it no earlier, so the lock lasts at least until `lockedAt + leaseMs` and, without a later
+   * renewal, surely no longer.
+   */
+  lockedAt: number;
+  /** Fires once `lockedAt + leaseMs` has passed without a renewal: the self-fence. */
+  fenceTimer: Timer | undefined;
   /** Resolves when `stop()` released the job, so the processor returns without the handler. */
   readonly releasedSignal: Promise<void>;
   readonly release: () => void;
+  /** Resolves when the lease is lost. */
+  readonly leaseLostSignal: Promise<void>;
+  readonly markLeaseLost: () => void;
   /** Resolves once the processor has returned. */
   readonly done: Promise<void>;
   readonly markDone: () => void;
@@ -133,7 +170,12 @@ interface WorkerSlot {
   readonly handler: JobHandler<unknown>;
   readonly concurrency: number;
   worker: BullWorker | undefined;
-  /** Running jobs by BullMQ job id (BullMQ never gives one worker the same job twice at once). */
+  /**
+   * Claims whose processor has not returned, by `flightKey(job id, token)`. One job id can appear
+   * twice: a job whose lock expired while its handler still ran (an outage longer than the lease)
+   * can be claimed again by this same worker; the new claim never runs the handler while the old
+   * one is in flight (see `process`), and neither can remove the other's entry.
+   */
   readonly flights: Map<string, Flight>;
   restartTimer: Timer | undefined;
   restartDelayMs: number;
@@ -154,8 +196,25 @@ const PG_QUEUE_POOL_MAX = 2;
 const RUN_RETRY_DELAY_MS = 2_000;
 /** At most one log line per BullMQ object (and per source) in this window; the rest are counted. */
 const LOG_WINDOW_MS = 10_000;
-/** `close()` waits this long for a BullMQ object to close before it drops its connections. */
+/** Default of `closeTimeoutMs`. */
 const CLOSE_TIMEOUT_MS = 5_000;
+/**
+ * TCP keepalive on the PostgreSQL sockets starts probing after this much idle time, so a peer that
+ * vanished (host down, network partition) is noticed in seconds, not after the OS's 2 hours.
+ */
+const PG_KEEPALIVE_DELAY_MS = 10_000;
+/**
+ * node-postgres fails a query with "Query read timeout" when no answer came in this long (and
+ * drops its connection): a query stuck against a black-holed server would otherwise hold a pool
+ * connection, and `pool.end()` with it, forever. BullMQ's queries are short; its wait for jobs
+ * is a LISTEN, not a query, so it is not affected.
+ */
+const PG_QUERY_TIMEOUT_MS = 30_000;
+const DAY_MS = 24 * 60 * 60 * 1_000;
+/** Default of `keepCompletedMs`: deduplication matters while a run is unfinished, a week is ample. */
+const KEEP_COMPLETED_MS = 7 * DAY_MS;
+/** Default of `keepDeadMs`: dead jobs stay listed for a month. */
+const KEEP_DEAD_MS = 30 * DAY_MS;
 /** The custom backoff strategy's name in a job's options; resolved by every worker's settings. */
 const BACKOFF_TYPE = 'assetpipe';
 
@@ -278,6 +337,30 @@ function sleep(ms: number): { promise: Promise<void>; cancel: () => void } {
   };
 }
 
+/** Resolves to whether `promise` settled (fulfilled or rejected) within `ms`; never rejects. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = sleep(ms);
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    timer.promise.then(() => false),
+  ]);
+  timer.cancel();
+  return settled;
+}
+
+/** A flight's key: BullMQ's lock token tells two claims of one job apart. */
+function flightKey(jobId: string, token: string | undefined): string {
+  return `${jobId} ${token ?? ''}`; // neither holds a space
+}
+
+/** node-postgres's error for a query that got no answer within `query_timeout`. */
+function isQueryTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Query read timeout';
+}
+
 /**
  * Logs errors of one source at most once per window, with the number left out since the last
  * line: a worker whose database is restarting fails every fetch, and BullMQ emits each one.
@@ -310,15 +393,25 @@ class ThrottledLog {
  *
  * Mapping of the contract:
  * - attempt = BullMQ's `attemptsMade` (finished attempts) + `stalledCounter` (attempts lost with
- *   their worker) + 1 while active. A job released by `stop()` moves back to wait without touching
+ *   their worker) + 1 while active. So a crash, SIGKILL or outage longer than the lease does spend
+ *   an attempt number, as in the SQLite adapter (which counts every claim): the pipeline runner,
+ *   which records a run as failed once `attempt >= maxAttempts`, behaves the same on both. BullMQ
+ *   itself dead-letters on failed attempts only (`attemptsMade`), and on stalls past `maxStalls`,
+ *   so after stalls the attempt number can exceed `maxAttempts`. A job released by `stop()`, or
+ *   handed back because it was claimed twice (see `process`), moves back to wait without touching
  *   either counter, so it spends no attempt; its `attemptsStarted` does grow and is not used.
  * - retries: `attempts` = maxAttempts and a custom backoff strategy that waits exactly
  *   `backoffDelay(attempt)`; the due time is stored in the job (`retryAt`) for `runAt`.
  * - lease: `lockDuration` = leaseMs, renewed every third of it; stalled checks every half, so a job
- *   whose worker died is handed out again within about 1.5 × leaseMs (45 s with the default).
- * - retention: completed and dead jobs are kept (removeOnComplete/removeOnFail off), because the
- *   job row is what makes an enqueue with a deduplication key return the existing job, in any
- *   state, as the SQLite adapter does. Pruning old jobs would also end their deduplication.
+ *   whose worker died is handed out again within about 1.5 × leaseMs (45 s with the default). A
+ *   handler whose lock was not renewed for a whole lease (BullMQ keeps silent while the backend
+ *   cannot be reached) has its signal aborted: the lock has expired, another worker may run it.
+ * - retention: completed jobs are kept for `keepCompletedMs` (7 days), dead ones for `keepDeadMs`
+ *   (30 days), via BullMQ's `removeOnComplete`/`removeOnFail` `{ age }`. The job is what makes an
+ *   enqueue with a deduplication key return the existing job, in any state, as the SQLite adapter
+ *   does; that only matters while a run is unfinished (a new run has a new key), so pruning old
+ *   jobs ends nothing that matters, and keeps `counts()` (read per metrics scrape) cheap. BullMQ
+ *   prunes when a job of the same kind finishes, not on a timer, so jobs may outlive their age.
  */
 export class BullmqJobQueue implements JobQueue {
   private readonly backend: BullmqBackend;
@@ -326,6 +419,10 @@ export class BullmqJobQueue implements JobQueue {
   private readonly maxAttempts: number;
   private readonly maxStalls: number;
   private readonly operationTimeoutMs: number;
+  private readonly closeTimeoutMs: number;
+  /** BullMQ's `removeOnComplete` / `removeOnFail`: the age in whole seconds. */
+  private readonly keepCompleted: { age: number };
+  private readonly keepDead: { age: number };
   private readonly backoff: BackoffPolicy;
   private readonly logger: QueueLogger;
   private readonly log: ThrottledLog;
@@ -357,6 +454,11 @@ export class BullmqJobQueue implements JobQueue {
     this.maxAttempts = positiveInt('maxAttempts', options.maxAttempts ?? 5);
     this.maxStalls = positiveInt('maxStalls', options.maxStalls ?? 10);
     this.operationTimeoutMs = positive('operationTimeoutMs', options.operationTimeoutMs ?? 5_000);
+    this.closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS);
+    this.keepCompleted = {
+      age: Math.ceil(positive('keepCompletedMs', options.keepCompletedMs ?? KEEP_COMPLETED_MS) / 1_000),
+    };
+    this.keepDead = { age: Math.ceil(positive('keepDeadMs', options.keepDeadMs ?? KEEP_DEAD_MS) / 1_000) };
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     for (const kind of options.kinds ?? []) {
       checkKind(kind);
@@ -392,8 +494,8 @@ export class BullmqJobQueue implements JobQueue {
         attempts,
         delay: Math.round(delayMs),
         backoff: { type: BACKOFF_TYPE },
-        removeOnComplete: false,
-        removeOnFail: false,
+        removeOnComplete: this.keepCompleted,
+        removeOnFail: this.keepDead,
       });
       if (key === undefined) return { id: portId(kind, bullId), created: true };
       // BullMQ ignores an add whose job id exists and reports no difference: our nonce tells.
@@ -481,14 +583,21 @@ export class BullmqJobQueue implements JobQueue {
     return this.stopPromise;
   }
 
+  /**
+   * Always resolves, within about `stop()`'s grace period plus five `closeTimeoutMs` (giving jobs
+   * back, closing the workers, the schema preparation, then per BullMQ object its close and its
+   * disconnect), even when the backend stopped answering: what did not close by then is left behind.
+   */
   close(): Promise<void> {
     this.closePromise ??= (async () => {
       await this.stop();
       this.closed = true;
       this.prepareSleep?.cancel();
       // A migration still running would otherwise finish after close() (and, in tests, recreate a
-      // schema that was just dropped); it ends within the connect timeout when the server is away.
-      await this.ready.catch(() => {});
+      // schema that was just dropped); it ends within the connect timeout when the server is away,
+      // but a server that stops answering mid-migration would hold it forever.
+      if (!(await settlesWithin(this.ready, this.closeTimeoutMs)))
+        this.logger.warn({}, 'job queue: schema preparation did not end in time; closing anyway');
       const workers = [...this.slots.values()].flatMap((slot) => (slot.worker ? [slot.worker] : []));
       await Promise.all([
         ...workers.map((worker) => this.closeBounded('worker', worker)),
@@ -554,11 +663,26 @@ export class BullmqJobQueue implements JobQueue {
     }
   }
 
-  /** Runs a caller's request against the backend, failing with a 503 error once it takes too long. */
+  /**
+   * Runs a caller's request against the backend, failing with a 503 error once it takes too long.
+   * The errors made here for an unreachable backend are marked with `asOutage`, so that workers
+   * wait them out and the HTTP layer answers 503; the backend's own connection errors (refused,
+   * reset, ...) pass unchanged, `isOutage` knows them.
+   */
   private async operation<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = (async () => {
       await this.ready;
-      return fn();
+      try {
+        return await fn();
+      } catch (err) {
+        if (isQueryTimeout(err))
+          throw asOutage(
+            new AppError('UNAVAILABLE', 'The job queue cannot be reached right now; retry shortly.', {
+              cause: err,
+            }),
+          );
+        throw err;
+      }
     })();
     run.catch(() => {}); // its rejection is ours to report only while we wait for it
     let timer: Timer | undefined;
@@ -566,9 +690,11 @@ export class BullmqJobQueue implements JobQueue {
       timer = setTimeout(
         () =>
           reject(
-            new AppError('UNAVAILABLE', 'The job queue cannot be reached right now; retry shortly.', {
-              cause: new Error(`job queue: ${name} did not finish within ${this.operationTimeoutMs} ms`),
-            }),
+            asOutage(
+              new AppError('UNAVAILABLE', 'The job queue cannot be reached right now; retry shortly.', {
+                cause: new Error(`job queue: ${name} did not finish within ${this.operationTimeoutMs} ms`),
+              }),
+            ),
           ),
         this.operationTimeoutMs,
       );
@@ -632,7 +758,11 @@ export class BullmqJobQueue implements JobQueue {
       schema: backend.schema,
       max,
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+      // BullMQ passes everything but its own keys to `new pg.Pool(...)`, which gives it to each
+      // `pg.Client` (BullMQ 6.7 PostgresConnection; its LISTEN client gets the same config).
       keepAlive: true,
+      keepAliveInitialDelayMillis: PG_KEEPALIVE_DELAY_MS,
+      query_timeout: PG_QUERY_TIMEOUT_MS,
     };
   }
 
@@ -652,12 +782,10 @@ export class BullmqJobQueue implements JobQueue {
       settings: { backoffStrategy: (attemptsMade, _type, err) => this.retryDelay(attemptsMade, err) },
     });
     slot.worker = worker;
+    this.watchRenewals(slot, worker);
     worker.on('error', (err) =>
       this.log.report('error', `worker ${slot.kind}`, { err, kind: slot.kind }, 'job queue: worker error'),
     );
-    worker.on('lockRenewalFailed', (jobIds) => {
-      for (const jobId of jobIds) this.loseLease(slot, jobId);
-    });
     worker.waitUntilReady().then(
       () => {
         slot.restartDelayMs = 1_000;
@@ -698,6 +826,49 @@ export class BullmqJobQueue implements JobQueue {
     });
   }
 
+  /**
+   * Learns the outcome of each lock renewal of the worker's jobs, with its token and the time it
+   * was sent. BullMQ's own signals do not do: `lockRenewalFailed` is only emitted when the backend
+   * answered that a lock is gone (not while it cannot be reached: its LockManager then emits a bare
+   * 'error'), and `locksRenewed` carries neither the token (two claims of one job share its id) nor
+   * when the renewal was sent (a lock renewed after a slow answer lasts from the send, at most).
+   */
+  private watchRenewals(slot: WorkerSlot, worker: BullWorker): void {
+    const extend = worker.extendJobLocks.bind(worker);
+    worker.extendJobLocks = async (jobIds, tokens, duration) => {
+      const sentAt = Date.now();
+      const refused = await extend(jobIds, tokens, duration);
+      const lost = new Set(refused);
+      jobIds.forEach((jobId, i) => {
+        const flight = slot.flights.get(flightKey(jobId, tokens[i]));
+        if (!flight) return;
+        if (lost.has(jobId)) {
+          this.loseLease(slot, flight, 'the backend refused to renew its lock');
+        } else if (sentAt > flight.lockedAt) {
+          flight.lockedAt = sentAt;
+          this.armFence(slot, flight);
+        }
+      });
+      return refused;
+    };
+  }
+
+  /**
+   * Self-fencing: once a flight's lock went a whole lease without a renewal it has expired for sure,
+   * and another worker may already run the job; its handler is aborted (and its outcome discarded).
+   */
+  private armFence(slot: WorkerSlot, flight: Flight): void {
+    clearTimeout(flight.fenceTimer);
+    flight.fenceTimer = undefined;
+    if (flight.released || flight.leaseLost) return;
+    const remaining = flight.lockedAt + this.leaseMs - Date.now();
+    if (remaining <= 0) {
+      this.loseLease(slot, flight, `its lock was not renewed for ${this.leaseMs} ms`);
+      return;
+    }
+    flight.fenceTimer = setTimeout(() => this.armFence(slot, flight), remaining);
+  }
+
   /** The custom backoff strategy: until the due time the processor stored with the failure. */
   private retryDelay(attemptsMade: number, err: Error | undefined): number {
     if (err instanceof AttemptFailure && err.retryAt !== undefined)
@@ -705,25 +876,46 @@ export class BullmqJobQueue implements JobQueue {
     return Math.max(1, backoffDelay(attemptsMade, this.backoff));
   }
 
-  /** BullMQ's processor: runs the handler and turns its outcome into what BullMQ records. */
+  /**
+   * BullMQ's processor: runs the handler and turns its outcome into what BullMQ records.
+   *
+   * A job can reach this worker again while an earlier claim of it still runs here: its lock
+   * expired during an outage longer than the lease (the handler ignored its aborted signal, or has
+   * not reacted yet), the stalled checker moved it back to wait, and a free slot of this worker
+   * claimed it. The new claim then holds the job without running the handler until every earlier
+   * claim's processor returned, and hands it back to wait (no attempt spent; BullMQ tracks locks by
+   * job id, so the old claim's end stops the renewals of the new lock, which is why the new claim
+   * cannot simply run the handler then). Holding, rather than handing back at once, keeps the job
+   * from running anywhere else while this process still runs it, and from being claimed again
+   * and again in a loop by this same worker.
+   */
   private async process(slot: WorkerSlot, job: BullJob, token: string | undefined): Promise<void> {
     // With PostgreSQL, a worker that is closing may still claim one job (its interrupted wait for
     // jobs returns "check now"): give it back untouched.
     if (this.stopping) {
-      await this.release(job, token);
+      await this.release(job, token, 'stopping');
       throw new WaitingError('job queue: stopping');
     }
     const released = deferred();
+    const leaseLost = deferred();
     const done = deferred();
+    const jobId = job.id ?? '';
+    const now = Date.now();
     const flight: Flight = {
+      key: flightKey(jobId, token),
       job,
       token,
       controller: new AbortController(),
       finished: false,
       released: false,
       leaseLost: false,
+      // BullMQ takes the lock with `processedOn` as its time; the claim was sent no later.
+      lockedAt: Math.min(now, job.processedOn ?? now),
+      fenceTimer: undefined,
       releasedSignal: released.promise,
       release: released.resolve,
+      leaseLostSignal: leaseLost.promise,
+      markLeaseLost: leaseLost.resolve,
       done: done.promise,
       markDone: done.resolve,
       progressTimer: undefined,
@@ -731,9 +923,14 @@ export class BullmqJobQueue implements JobQueue {
       lastProgressWrite: Number.NEGATIVE_INFINITY,
       progressChain: Promise.resolve(),
     };
-    const jobId = job.id ?? '';
-    slot.flights.set(jobId, flight);
+    const earlier = [...slot.flights.values()].filter((other) => other.job.id === jobId);
+    slot.flights.set(flight.key, flight);
+    this.armFence(slot, flight);
     try {
+      if (earlier.length > 0) {
+        await this.holdUntilEnded(slot, flight, earlier);
+        throw new WaitingError('job queue: handed back, an earlier claim was still running');
+      }
       const record = this.toRecord(slot.kind, job, 'active');
       // The handler gets its own copy: `job.data` is written back as a whole when a retry is due.
       record.payload = structuredClone(record.payload);
@@ -750,20 +947,48 @@ export class BullmqJobQueue implements JobQueue {
           failure = { err };
         }
       })();
+      // A lost lease does not end the wait: the handler was aborted and still occupies its slot.
       await Promise.race([handled, flight.releasedSignal]);
       // Released by stop() or lease lost: BullMQ must not write an outcome. A WaitingError makes
       // it leave the job alone (it means "the processor moved the job itself").
       if (flight.released) throw new WaitingError('job queue: released at shutdown');
       flight.finished = true;
-      if (flight.leaseLost) throw new WaitingError('job queue: lease lost');
+      if (flight.leaseLost) {
+        // The lock may still be this claim's (PostgreSQL renews an expired lock that nobody took, so
+        // a short outage does not end it): give the job back now, without spending an attempt,
+        // rather than once it stalls. The backend refuses when another claim holds the job.
+        await this.release(job, token, 'lease lost', { quiet: true });
+        throw new WaitingError('job queue: lease lost');
+      }
+      // From here BullMQ's lock check decides: an outcome written with a lock that expired is refused.
       await this.flushProgress(flight, true);
       if (failure) throw await this.failAttempt(job, record.attempt, failure.err);
     } finally {
       flight.finished = true;
       clearTimeout(flight.progressTimer);
-      slot.flights.delete(jobId);
+      clearTimeout(flight.fenceTimer);
+      if (slot.flights.get(flight.key) === flight) slot.flights.delete(flight.key);
       done.resolve();
     }
+  }
+
+  /** The claim side of a job claimed again while `earlier` claims of it are in flight (`process`). */
+  private async holdUntilEnded(slot: WorkerSlot, flight: Flight, earlier: Flight[]): Promise<void> {
+    // This claim exists, so the earlier ones' locks are gone; their outcomes must not be written.
+    for (const other of earlier) this.loseLease(slot, other, 'the job was claimed again');
+    this.logger.warn(
+      { jobId: flight.job.id, kind: slot.kind },
+      'job queue: job claimed again while an earlier claim still runs here; holding it until that ends',
+    );
+    await Promise.race([
+      Promise.all(earlier.map((other) => other.done)),
+      flight.releasedSignal,
+      flight.leaseLostSignal,
+    ]);
+    // Released by stop() (which moved it) or lease lost (nothing to move): leave the job alone.
+    if (flight.released || flight.leaseLost) return;
+    flight.finished = true; // stop() must not release it a second time
+    await this.release(flight.job, flight.token, 'hand back');
   }
 
   /** Builds the failure BullMQ records; when a retry follows, stores its due time in the job. */
@@ -786,28 +1011,47 @@ export class BullmqJobQueue implements JobQueue {
     return failure;
   }
 
-  /** Gives an active job back to the waiting list without spending an attempt. */
-  private async release(job: BullJob, token: string | undefined): Promise<void> {
+  /**
+   * Gives an active job back to the waiting list without spending an attempt, if `token` still
+   * holds its lock. Never rejects; gives up after `closeTimeoutMs` (ioredis retries a worker's
+   * commands for as long as Redis is away). `quiet`: a refusal is expected, do not log it.
+   */
+  private async release(
+    job: BullJob,
+    token: string | undefined,
+    why: string,
+    { quiet = false } = {},
+  ): Promise<void> {
     // Without a token moveToWait would skip the lock check; BullMQ always passes one.
     if (token === undefined) return;
-    try {
-      await job.moveToWait(token);
-    } catch (err) {
+    const moving = job.moveToWait(token);
+    moving.catch((err: unknown) => {
+      if (quiet) return;
       this.logger.error(
-        { err, jobId: job.id, kind: job.queueName },
-        'job queue: could not release job at shutdown',
+        { err, jobId: job.id, kind: job.queueName, why },
+        'job queue: could not give the job back; it runs again once its lock expires',
       );
-    }
+    });
+    if (!(await settlesWithin(moving, this.closeTimeoutMs)) && !quiet)
+      this.logger.error(
+        { jobId: job.id, kind: job.queueName, why },
+        'job queue: giving the job back timed out; it runs again once its lock expires',
+      );
   }
 
-  private loseLease(slot: WorkerSlot, jobId: string): void {
-    const flight = slot.flights.get(jobId);
-    if (!flight || flight.finished || flight.released || flight.leaseLost) return;
+  /** The flight's lock is (or may be) gone: abort its handler and discard its outcome. */
+  private loseLease(slot: WorkerSlot, flight: Flight, reason: string): void {
+    if (flight.finished || flight.released || flight.leaseLost) return;
     flight.leaseLost = true;
+    clearTimeout(flight.fenceTimer);
     clearTimeout(flight.progressTimer);
     flight.pendingProgress = undefined;
-    this.logger.warn({ jobId, kind: slot.kind }, 'job queue: lease lost; aborting the handler');
-    flight.controller.abort(new Error('job queue: lease lost'));
+    flight.markLeaseLost();
+    this.logger.warn(
+      { jobId: flight.job.id, kind: slot.kind, reason },
+      'job queue: lease lost; aborting the handler',
+    );
+    flight.controller.abort(new Error(`job queue: lease lost (${reason})`));
   }
 
   private async shutdown(graceMs: number): Promise<void> {
@@ -831,34 +1075,31 @@ export class BullmqJobQueue implements JobQueue {
         if (flight.finished || flight.released) return;
         flight.released = true;
         clearTimeout(flight.progressTimer);
-        await this.release(flight.job, flight.token);
+        clearTimeout(flight.fenceTimer);
+        // A flight whose lease is lost holds no lock to give back; its processor still has to return.
+        if (!flight.leaseLost) await this.release(flight.job, flight.token, 'grace period over');
         flight.controller.abort(new Error('job queue: stopped, grace period over'));
         flight.release();
       }),
     );
-    const closed = sleep(CLOSE_TIMEOUT_MS);
-    await Promise.race([Promise.allSettled(closing), closed.promise]);
-    closed.cancel();
+    await settlesWithin(Promise.allSettled(closing), this.closeTimeoutMs);
   }
 
   private allFlights(): Flight[] {
     return [...this.slots.values()].flatMap((slot) => [...slot.flights.values()]);
   }
 
+  /**
+   * Closes a BullMQ object, then drops its connections if that takes too long. Both steps are
+   * bounded: for PostgreSQL `disconnect()` is the same (memoised) close, whose `pool.end()` waits
+   * for every checked-out connection, so a query stuck against a black-holed server would hold it
+   * until `query_timeout`, or forever for an idle connection's goodbye that is never answered.
+   */
   private async closeBounded(what: string, target: { close(): Promise<void>; disconnect(): Promise<void> }) {
-    const timeout = sleep(CLOSE_TIMEOUT_MS);
-    const outcome = await Promise.race([
-      target.close().then(
-        () => 'closed' as const,
-        () => 'closed' as const,
-      ),
-      timeout.promise.then(() => 'timeout' as const),
-    ]);
-    timeout.cancel();
-    if (outcome === 'timeout') {
-      this.logger.warn({ what }, 'job queue: close timed out; dropping the connections');
-      await target.disconnect().catch(() => {});
-    }
+    if (await settlesWithin(target.close(), this.closeTimeoutMs)) return;
+    this.logger.warn({ what }, 'job queue: close timed out; dropping the connections');
+    if (await settlesWithin(target.disconnect(), this.closeTimeoutMs)) return;
+    this.logger.warn({ what }, 'job queue: could not drop the connections in time; leaving them behind');
   }
 
   private reportProgress(flight: Flight, percent: number): void {
