@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   createPostgresBackend,
   type Job,
@@ -17,17 +16,27 @@ import pg from 'pg';
 import { newId } from '../domain/ids.js';
 import { AppError, errorMessage } from '../errors.js';
 import { asOutage } from '../lib/outage.js';
+import { ThrottledLog } from '../lib/throttled-log.js';
+import { deferred, settlesWithin, sleep } from '../lib/waiting.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import {
-  type EnqueueOptions,
-  JOB_STATUSES,
-  type JobContext,
-  type JobHandler,
-  type JobQueue,
-  type JobRecord,
-  type JobStatus,
-  type StopOptions,
-  type WorkOptions,
+  COUNTED,
+  checkKind,
+  emptyCounts,
+  keyedJobId,
+  parsePortId,
+  portId,
+  statusOf,
+} from './bullmq-mapping.js';
+import type {
+  EnqueueOptions,
+  JobContext,
+  JobHandler,
+  JobQueue,
+  JobRecord,
+  JobStatus,
+  StopOptions,
+  WorkOptions,
 } from './job-queue.js';
 import type { QueueLogger } from './sqlite-queue.js';
 
@@ -218,17 +227,6 @@ const KEEP_DEAD_MS = 30 * DAY_MS;
 /** The custom backoff strategy's name in a job's options; resolved by every worker's settings. */
 const BACKOFF_TYPE = 'assetpipe';
 
-/** The state names counted by `counts()`, and what the port calls them. */
-const COUNTED: ReadonlyArray<[JobType, JobStatus]> = [
-  ['waiting', 'waiting'],
-  ['prioritized', 'waiting'],
-  ['waiting-children', 'waiting'],
-  ['delayed', 'delayed'],
-  ['active', 'active'],
-  ['completed', 'completed'],
-  ['failed', 'dead'],
-];
-
 const consoleLogger: QueueLogger = {
   warn: (obj, msg) => console.warn(msg, obj),
   error: (obj, msg) => console.error(msg, obj),
@@ -242,59 +240,6 @@ function positive(name: string, value: number): number {
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be an integer >= 1`);
   return value;
-}
-
-/** BullMQ refuses ':' in queue names (it separates the parts of its Redis keys). */
-function checkKind(kind: string): void {
-  if (typeof kind !== 'string' || kind.length === 0) throw new TypeError('kind must be a non-empty string');
-  if (kind.includes(':'))
-    throw new TypeError(`kind must not contain ":" (BullMQ queue names), got "${kind}"`);
-}
-
-/**
- * The port's job id is `<kind>/<BullMQ job id>`, so `getJob` knows which queue to ask. BullMQ job
- * ids are ours: `job_<ulid>` (newId) or `key_<base64url sha-256>` for a deduplication key; neither
- * holds '/' (so a kind may), ':' (refused by BullMQ in custom ids) or is an integer (also refused).
- */
-function portId(kind: string, bullId: string): string {
-  return `${kind}/${bullId}`;
-}
-
-function parsePortId(id: string): { kind: string; bullId: string } | undefined {
-  if (typeof id !== 'string') return undefined;
-  const slash = id.lastIndexOf('/');
-  if (slash <= 0 || slash === id.length - 1) return undefined;
-  const kind = id.slice(0, slash);
-  if (kind.includes(':')) return undefined;
-  return { kind, bullId: id.slice(slash + 1) };
-}
-
-/** The job id that makes a deduplication key unique per kind: BullMQ keeps one job per id. */
-function keyedJobId(key: string): string {
-  return `key_${createHash('sha256').update(key).digest('base64url')}`;
-}
-
-function statusOf(state: JobState | 'unknown'): JobStatus | undefined {
-  switch (state) {
-    case 'waiting':
-    case 'prioritized':
-    case 'waiting-children':
-      return 'waiting';
-    case 'delayed':
-      return 'delayed';
-    case 'active':
-      return 'active';
-    case 'completed':
-      return 'completed';
-    case 'failed':
-      return 'dead';
-    default:
-      return undefined;
-  }
-}
-
-function emptyCounts(): Record<JobStatus, number> {
-  return Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
 }
 
 /**
@@ -313,44 +258,6 @@ class AttemptFailure extends Error {
   }
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-function sleep(ms: number): { promise: Promise<void>; cancel: () => void } {
-  let timer: Timer | undefined;
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-    timer = setTimeout(r, ms);
-  });
-  return {
-    promise,
-    cancel: () => {
-      clearTimeout(timer);
-      resolve();
-    },
-  };
-}
-
-/** Resolves to whether `promise` settled (fulfilled or rejected) within `ms`; never rejects. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const timer = sleep(ms);
-  const settled = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    timer.promise.then(() => false),
-  ]);
-  timer.cancel();
-  return settled;
-}
-
 /** A flight's key: BullMQ's lock token tells two claims of one job apart. */
 function flightKey(jobId: string, token: string | undefined): string {
   return `${jobId} ${token ?? ''}`; // neither holds a space
@@ -359,31 +266,6 @@ function flightKey(jobId: string, token: string | undefined): string {
 /** node-postgres's error for a query that got no answer within `query_timeout`. */
 function isQueryTimeout(err: unknown): boolean {
   return err instanceof Error && err.message === 'Query read timeout';
-}
-
-/**
- * Logs errors of one source at most once per window, with the number left out since the last
- * line: a worker whose database is restarting fails every fetch, and BullMQ emits each one.
- */
-class ThrottledLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-
-  constructor(
-    private readonly logger: QueueLogger,
-    private readonly windowMs: number,
-  ) {}
-
-  report(level: 'warn' | 'error', source: string, obj: object, msg: string): void {
-    const now = Date.now();
-    const entry = this.last.get(source);
-    if (entry && now - entry.at < this.windowMs) {
-      entry.suppressed++;
-      return;
-    }
-    const suppressed = entry?.suppressed ?? 0;
-    this.last.set(source, { at: now, suppressed: 0 });
-    this.logger[level](suppressed > 0 ? { ...obj, source, suppressed } : { ...obj, source }, msg);
-  }
 }
 
 /**
