@@ -145,11 +145,17 @@ describe('a ready video asset plays in Chromium with hls.js', () => {
       expect(await item.textContent()).toMatch(/clip\.mp4 — video, ready, 854×480, 8\.0 s/);
       // The poster came from the signed stream prefix and decoded (a broken image has no natural size).
       const poster = item.locator('img');
-      await page.waitForFunction(
-        `[...document.querySelectorAll('#assets li img')].some((img) => img.complete && img.naturalWidth > 0)`,
-        undefined,
-        { timeout: 30_000 },
-      );
+      // Polled from here: waitForFunction re-evaluates its predicate with eval inside the page,
+      // which the page's CSP (default-src 'self') forbids once the first check comes back false.
+      await expect
+        .poll(
+          () =>
+            page.evaluate<boolean>(
+              `[...document.querySelectorAll('#assets li img')].some((img) => img.complete && img.naturalWidth > 0)`,
+            ),
+          { timeout: 30_000, interval: 100 },
+        )
+        .toBe(true);
       expect(await poster.getAttribute('src')).toMatch(/\/stream\/.+\/poster\.webp$/);
       expect(pageErrors).toEqual([]);
     } finally {
