@@ -3,7 +3,6 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { Redis } from 'ioredis';
 import type { Container } from './container.js';
 import { newId } from './domain/ids.js';
 import { AppError } from './errors.js';
@@ -101,7 +100,10 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
     // With Redis (scaled out), every API node counts against the same budget; otherwise each node
     // counts its own requests, so N nodes behind a balancer allow up to N times the limit.
     const redis = container.config.redisUrl
-      ? new Redis(container.config.redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1 })
+      ? new (await import('ioredis')).Redis(container.config.redisUrl, {
+          connectTimeout: 2000,
+          maxRetriesPerRequest: 1,
+        })
       : undefined;
     redis?.on('error', () => {}); // reconnects by itself; skipOnError lets requests through meanwhile
     if (redis) app.addHook('onClose', async () => void redis.disconnect());

@@ -11,7 +11,6 @@ import { JOB_KINDS } from './pipeline/jobs.js';
 import { PIPELINES } from './pipeline/pipelines.js';
 import { PipelineRunner } from './pipeline/runner.js';
 import { createProcessScratch } from './pipeline/scratch.js';
-import { BullmqJobQueue } from './queue/bullmq-queue.js';
 import type { JobQueue } from './queue/job-queue.js';
 import { SqliteJobQueue } from './queue/sqlite-queue.js';
 import { AssetService } from './services/asset-service.js';
@@ -23,7 +22,6 @@ import { loadSigningKeys } from './services/signing-keys.js';
 import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
-import { s3BlobStoreFromUrl } from './storage/s3-blob-store.js';
 
 /** Everything a process needs, wired once. The only place that picks adapters from config. */
 export interface Container {
@@ -62,16 +60,19 @@ async function openCatalog(config: Config): Promise<Catalog> {
   return catalog;
 }
 
-function openBlobStore(config: Config): BlobStore {
-  return config.storage.startsWith('s3://')
-    ? s3BlobStoreFromUrl(config.storage)
-    : new FsBlobStore({ root: pathFromUrl(config.storage) });
+// The scaled-out adapters load only when configured: the embedded mode never pays for the AWS SDK,
+// BullMQ or ioredis (in memory, nor in start-up time).
+async function openBlobStore(config: Config): Promise<BlobStore> {
+  if (!config.storage.startsWith('s3://')) return new FsBlobStore({ root: pathFromUrl(config.storage) });
+  const { s3BlobStoreFromUrl } = await import('./storage/s3-blob-store.js');
+  return s3BlobStoreFromUrl(config.storage);
 }
 
-function openQueue(config: Config, logger: Logger): JobQueue {
+async function openQueue(config: Config, logger: Logger): Promise<JobQueue> {
   const { database } = config;
   const common = { leaseMs: config.jobLeaseMs, maxAttempts: config.jobAttempts, logger };
   if (database.kind === 'sqlite') return new SqliteJobQueue({ file: database.file, ...common });
+  const { BullmqJobQueue } = await import('./queue/bullmq-queue.js');
   return new BullmqJobQueue({
     kinds: JOB_KINDS,
     backend: config.redisUrl
@@ -84,8 +85,8 @@ function openQueue(config: Config, logger: Logger): JobQueue {
 export async function createContainer(config: Config, logger: Logger): Promise<Container> {
   await mkdir(config.dataDir, { recursive: true });
   const catalog = await openCatalog(config);
-  const blobs = openBlobStore(config);
-  const queue = openQueue(config, logger.child({ component: 'queue' }));
+  const blobs = await openBlobStore(config);
+  const queue = await openQueue(config, logger.child({ component: 'queue' }));
   const metrics = new Metrics({ queue });
   const runner = new PipelineRunner({
     catalog,

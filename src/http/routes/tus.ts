@@ -248,7 +248,7 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
     };
   };
 
-  const storage = createTusStorage(config.storage, directory, expirationMs);
+  const storage = await createTusStorage(config.storage, directory, expirationMs);
   const { datastore } = storage;
   const server = new Server({
     path: TUS_PATH,
