@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +15,10 @@ import {
 } from '../../src/queue/bullmq-queue.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import type { QueueLogger } from '../../src/queue/sqlite-queue.js';
+import { exited, runFixture as runFixtureScript, waitForLine } from './fixture-process.js';
 import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const _ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./bullmq-queue-worker.fixture.ts', import.meta.url));
 const DATABASE_URL = process.env.ASSETPIPE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.ASSETPIPE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -166,52 +166,7 @@ async function stalledChecker(backend: BullmqBackend, kind: string): Promise<{ c
 }
 
 function runFixture(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return once(child, 'exit').then(() => undefined);
-}
-
-/** Resolves once the child printed `line`; rejects if it exits first or stalls. */
-function waitForLine(child: ChildProcess, line: string, timeoutMs = 20_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(
-      () => fail(new Error(`fixture did not print "${line}" in ${timeoutMs} ms: ${err}`)),
-      timeoutMs,
-    );
-    const onOut = (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.split('\n').some((l) => l === line || l.startsWith(`${line} `))) {
-        done();
-        resolve();
-      }
-    };
-    const onErr = (chunk: Buffer) => {
-      err += chunk.toString();
-    };
-    const onExit = (code: number | null) =>
-      fail(new Error(`fixture exited (${code}) before "${line}": ${err}`));
-    function done() {
-      clearTimeout(timer);
-      child.stdout?.off('data', onOut);
-      child.stderr?.off('data', onErr);
-      child.off('exit', onExit);
-    }
-    function fail(error: Error) {
-      done();
-      reject(error);
-    }
-    child.stdout?.on('data', onOut);
-    child.stderr?.on('data', onErr);
-    child.once('exit', onExit);
-  });
+  return runFixtureScript(FIXTURE, args);
 }
 
 /** A TCP proxy in front of a server, to cut the connection (an outage) and restore it. */

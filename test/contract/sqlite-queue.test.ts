@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,9 +7,10 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LEASE_LOST_ERROR, type QueueLogger, SqliteJobQueue } from '../../src/queue/sqlite-queue.js';
 import { tempDir } from '../helpers/tmp.js';
+import { exited, runFixture as runFixtureScript, waitForLine } from './fixture-process.js';
 import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const _ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./sqlite-queue-worker.fixture.ts', import.meta.url));
 const POLL_MS = 50;
 
@@ -28,52 +29,7 @@ function recordingLogger(entries: LogEntry[] = []): QueueLogger & { entries: Log
 }
 
 function runFixture(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return once(child, 'exit').then(() => undefined);
-}
-
-/** Resolves with the child's stdout once it printed `line`; rejects if it exits first or stalls. */
-function waitForLine(child: ChildProcess, line: string, timeoutMs = 20_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(
-      () => fail(new Error(`fixture did not print "${line}" in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onOut = (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.split('\n').includes(line)) {
-        done();
-        resolve();
-      }
-    };
-    const onErr = (chunk: Buffer) => {
-      err += chunk.toString();
-    };
-    const onExit = (code: number | null) =>
-      fail(new Error(`fixture exited (${code}) before "${line}": ${err}`));
-    function done() {
-      clearTimeout(timer);
-      child.stdout?.off('data', onOut);
-      child.stderr?.off('data', onErr);
-      child.off('exit', onExit);
-    }
-    function fail(error: Error) {
-      done();
-      reject(error);
-    }
-    child.stdout?.on('data', onOut);
-    child.stderr?.on('data', onErr);
-    child.once('exit', onExit);
-  });
+  return runFixtureScript(FIXTURE, args);
 }
 
 async function runToEnd(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
