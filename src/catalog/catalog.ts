@@ -243,14 +243,18 @@ export interface Catalog {
 
   createUpload(upload: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;
-  /** Moves an `open` upload to `completing`; true for exactly one caller. */
-  claimUploadCompletion(id: string): Promise<boolean>;
+  /**
+   * Moves an `open` upload to `completing`; true for exactly one caller. With `claim`, the claim is
+   * timed at `claim.at`, and a `completing` upload claimed before `claim.staleBefore` (or untimed)
+   * can be claimed again: its completion died with its process.
+   */
+  claimUploadCompletion(id: string, claim?: { at: string; staleBefore: string }): Promise<boolean>;
   /** `completing` -> `completed` with the resulting asset. */
   finishUpload(id: string, assetId: string): Promise<void>;
   /** `completing` -> `open` again (the completion failed in a way the client may retry). */
   reopenUpload(id: string): Promise<void>;
   /** Any state but `completed` -> `aborted`. Returns false if unknown or completed. */
   abortUpload(id: string): Promise<boolean>;
-  /** `open` uploads whose `expiresAt` is before `at`. */
-  listExpiredUploads(at: string, limit: number): Promise<UploadSession[]>;
+  /** `open` uploads whose `expiresAt` is before `at`; with `staleBefore`, also stale claims (see above). */
+  listExpiredUploads(at: string, limit: number, staleBefore?: string): Promise<UploadSession[]>;
 }

@@ -301,8 +301,8 @@ export class KyselyCatalog implements Catalog {
     return uploads.getUpload(this.#db, id);
   }
 
-  async claimUploadCompletion(id: string): Promise<boolean> {
-    return uploads.claimUploadCompletion(this.#cdb, id);
+  async claimUploadCompletion(id: string, claim?: { at: string; staleBefore: string }): Promise<boolean> {
+    return uploads.claimUploadCompletion(this.#cdb, id, claim);
   }
 
   async finishUpload(id: string, assetId: string): Promise<void> {
@@ -317,8 +317,8 @@ export class KyselyCatalog implements Catalog {
     return uploads.abortUpload(this.#cdb, id);
   }
 
-  async listExpiredUploads(at: string, limit: number): Promise<UploadSession[]> {
-    return uploads.listExpiredUploads(this.#db, at, limit);
+  async listExpiredUploads(at: string, limit: number, staleBefore?: string): Promise<UploadSession[]> {
+    return uploads.listExpiredUploads(this.#db, at, limit, staleBefore);
   }
 }
 

@@ -192,6 +192,8 @@ export interface UploadsTable {
   created_by: string | null;
   created_at: string;
   expires_at: string;
+  /** When the running completion claimed it (state `completing`); null before 0005 or when open. */
+  claimed_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface Database {

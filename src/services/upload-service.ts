@@ -68,6 +68,8 @@ function partNumberOk(n: number): boolean {
  */
 /** How long a session is given back in the background while the catalog is away. */
 const REOPEN_PATIENCE_MS = 10 * 60_000;
+/** A completion claimed longer ago than this died with its process (see `claim`). */
+const CLAIM_STALE_MS = 60 * 60_000;
 
 export class UploadService {
   /** Sessions this process is still giving back (see `reopen`). */
@@ -226,7 +228,8 @@ export class UploadService {
     if (upload.expiresAt < this.now().toISOString()) {
       throw new AppError('UPLOAD_NOT_FOUND', `Upload ${uploadId} has expired; start a new one.`);
     }
-    if (!(await this.options.catalog.claimUploadCompletion(uploadId))) this.refuseClaim(uploadId);
+    if (!(await this.options.catalog.claimUploadCompletion(uploadId, this.claim())))
+      this.refuseClaim(uploadId);
     return this.completeClaimed(upload, async () => {
       // A retry after a failure that came after the join finds the object already joined.
       if (!(await this.options.blobs.head(upload.key))) {
@@ -317,6 +320,16 @@ export class UploadService {
     }
   }
 
+  /**
+   * A completion's claim, timed: one older than `CLAIM_STALE_MS` belongs to a process that died
+   * mid-completion (an API node killed), and a retry may take it over. The window is far longer
+   * than a completion takes (joining parts and hashing the object), so a live one is never taken.
+   */
+  private claim(): { at: string; staleBefore: string } {
+    const now = this.now().getTime();
+    return { at: new Date(now).toISOString(), staleBefore: new Date(now - CLAIM_STALE_MS).toISOString() };
+  }
+
   /** A claim refused because this process is still giving the session back: retry shortly (503). */
   private refuseClaim(uploadId: string): never {
     if (this.reopening.has(uploadId)) {
@@ -396,7 +409,8 @@ export class UploadService {
       const asset = await this.options.catalog.getAsset(upload.assetId);
       return { id: upload.assetId, status: asset?.status ?? 'processing' };
     }
-    if (!(await this.options.catalog.claimUploadCompletion(upload.id))) this.refuseClaim(upload.id);
+    if (!(await this.options.catalog.claimUploadCompletion(upload.id, this.claim())))
+      this.refuseClaim(upload.id);
     const project = await this.options.projects.get(upload.projectId);
     const result = await this.completeClaimed(upload, async () =>
       this.options.projects.explainTooLarge(
@@ -422,7 +436,11 @@ export class UploadService {
 
   /** Aborts multipart uploads past their expiry (tus cleans its own files). */
   async expireStale(limit = 100): Promise<number> {
-    const stale = await this.options.catalog.listExpiredUploads(this.now().toISOString(), limit);
+    const stale = await this.options.catalog.listExpiredUploads(
+      this.now().toISOString(),
+      limit,
+      this.claim().staleBefore,
+    );
     for (const upload of stale) {
       await this.options.catalog.abortUpload(upload.id);
       if (upload.protocol === 'multipart' && upload.storeUploadId) {

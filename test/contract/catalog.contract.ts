@@ -1915,6 +1915,50 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect((await catalog.listExpiredUploads(at(150), 10))[0]).toEqual(expiredFirst);
       });
 
+      it('a timed claim can be taken over once it is stale (its process died), never while fresh', async () => {
+        const upload = makeUpload({ expiresAt: at(10_000) });
+        await catalog.createUpload(upload);
+        expect(await catalog.claimUploadCompletion(upload.id, { at: at(100), staleBefore: at(0) })).toBe(
+          true,
+        );
+        // A fresh claim holds against timed and untimed claimers alike.
+        expect(await catalog.claimUploadCompletion(upload.id, { at: at(150), staleBefore: at(50) })).toBe(
+          false,
+        );
+        expect(await catalog.claimUploadCompletion(upload.id)).toBe(false);
+        // Past the stale mark, exactly one of several claimers takes it over.
+        const takeovers = await Promise.all(
+          [0, 1, 2].map(() =>
+            catalog.claimUploadCompletion(upload.id, { at: at(500), staleBefore: at(200) }),
+          ),
+        );
+        expect(takeovers.filter(Boolean)).toHaveLength(1);
+        expect((await catalog.getUpload(upload.id))?.state).toBe('completing');
+        // The takeover is a fresh claim in its turn.
+        expect(await catalog.claimUploadCompletion(upload.id, { at: at(600), staleBefore: at(300) })).toBe(
+          false,
+        );
+        await catalog.finishUpload(upload.id, newId('ast'));
+        expect(await catalog.claimUploadCompletion(upload.id, { at: at(9000), staleBefore: at(8000) })).toBe(
+          false,
+        );
+      });
+
+      it('listExpiredUploads with staleBefore also returns expired uploads whose claim is stale', async () => {
+        const open = makeUpload({ expiresAt: at(100) });
+        const staleClaim = makeUpload({ expiresAt: at(50) });
+        const freshClaim = makeUpload({ expiresAt: at(60) });
+        const untimedClaim = makeUpload({ expiresAt: at(70) });
+        for (const u of [open, staleClaim, freshClaim, untimedClaim]) await catalog.createUpload(u);
+        await catalog.claimUploadCompletion(staleClaim.id, { at: at(10), staleBefore: at(0) });
+        await catalog.claimUploadCompletion(freshClaim.id, { at: at(900), staleBefore: at(0) });
+        await catalog.claimUploadCompletion(untimedClaim.id);
+        const ids = async (staleBefore?: string) =>
+          (await catalog.listExpiredUploads(at(1000), 10, staleBefore)).map((u) => u.id);
+        expect(await ids()).toEqual([open.id]);
+        expect(await ids(at(500))).toEqual([staleClaim.id, untimedClaim.id, open.id]);
+      });
+
       it('concurrent claims of one upload: exactly one caller wins', async () => {
         const uploads = Array.from({ length: 10 }, () => makeUpload());
         for (const upload of uploads) await catalog.createUpload(upload);

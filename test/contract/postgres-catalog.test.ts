@@ -113,7 +113,13 @@ if (!reachability.ok && process.env.CI) {
           );
           return result.rows.map((r) => r.name);
         });
-        expect(migrations).toEqual(['0001_initial', '0002_catalog_ops', '0003_images', '0004_run_progress']);
+        expect(migrations).toEqual([
+          '0001_initial',
+          '0002_catalog_ops',
+          '0003_images',
+          '0004_run_progress',
+          '0005_upload_claimed_at',
+        ]);
 
         const writes = await Promise.allSettled(
           Array.from({ length: 60 }, async (_, i) => {

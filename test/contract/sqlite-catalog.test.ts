@@ -19,7 +19,13 @@ import {
 } from './catalog.contract.js';
 import { expectOneClaimPerUpload } from './claim-race.js';
 
-const ALL_MIGRATIONS = ['0001_initial', '0002_catalog_ops', '0003_images', '0004_run_progress'];
+const ALL_MIGRATIONS = [
+  '0001_initial',
+  '0002_catalog_ops',
+  '0003_images',
+  '0004_run_progress',
+  '0005_upload_claimed_at',
+];
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -84,4 +84,33 @@ describe('multipart completion interrupted by a catalog outage', () => {
     expect(result.asset.size).toBe(bytes.length);
     expect((await container.catalog.getUpload(session.id))?.state).toBe('completed');
   });
+
+  it('takes over a completion whose process died (a stale claim), but never a live one', async () => {
+    const bytes = await noiseJpeg(2, 320, 240);
+    const session = await container.uploads.startMultipart(PRINCIPAL, { filename: 'photo.jpg' });
+    const part = await container.uploads.putPart(session.id, 1, Readable.from([bytes]));
+    const parts = [{ partNumber: 1, etag: part.etag }];
+
+    // Another API node claimed the completion a moment ago and is still at it: the retry waits.
+    const now = Date.now();
+    const recent = new Date(now - 60_000).toISOString();
+    expect(
+      await container.catalog.claimUploadCompletion(session.id, { at: recent, staleBefore: recent }),
+    ).toBe(true);
+    const refused = await container.uploads.completeMultipart(PRINCIPAL, session.id, parts).then(
+      () => undefined,
+      (err: unknown) => err as { code?: string },
+    );
+    expect(refused?.code).toBe('UPLOAD_CONFLICT');
+
+    // That node was killed two hours ago instead: its claim is stale and the retry completes.
+    await container.catalog.reopenUpload(session.id);
+    const longAgo = new Date(now - 2 * 3600_000).toISOString();
+    expect(
+      await container.catalog.claimUploadCompletion(session.id, { at: longAgo, staleBefore: longAgo }),
+    ).toBe(true);
+    const result = await container.uploads.completeMultipart(PRINCIPAL, session.id, parts);
+    expect(result.asset.size).toBe(bytes.length);
+    expect((await container.catalog.getUpload(session.id))?.state).toBe('completed');
+  });
 });

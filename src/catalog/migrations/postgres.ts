@@ -321,6 +321,13 @@ export const postgresMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_upload_claimed_at': {
+    async up(db) {
+      // When a completion claimed its upload: a claim whose process died (an API node killed
+      // mid-completion) can be taken over once it is stale, instead of blocking the upload forever.
+      await db.schema.alterTable('uploads').addColumn('claimed_at', 'text').execute();
+    },
+  },
 };
 
 /**

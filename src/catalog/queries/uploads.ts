@@ -35,15 +35,33 @@ export async function getUpload(db: Kysely<Database>, id: string): Promise<Uploa
   return row === undefined ? undefined : toUpload(row);
 }
 
-export async function claimUploadCompletion(cdb: CatalogDb, id: string): Promise<boolean> {
+/**
+ * `open` -> `completing`, for one caller. With `claim`, the claim is timed, and a `completing` one
+ * older than `claim.staleBefore` (its process died mid-completion) can be taken over.
+ */
+export async function claimUploadCompletion(
+  cdb: CatalogDb,
+  id: string,
+  claim?: { at: string; staleBefore: string },
+): Promise<boolean> {
   // One conditional UPDATE: the database serialises concurrent claims on the row, and only the
-  // first still sees `open`.
+  // first still sees it claimable.
   const result = await write(cdb, (db) =>
     db
       .updateTable('uploads')
-      .set({ state: 'completing' })
+      .set({ state: 'completing', claimed_at: claim?.at ?? null })
       .where('id', '=', id)
-      .where('state', '=', 'open')
+      .where((eb) =>
+        claim === undefined
+          ? eb('state', '=', 'open')
+          : eb.or([
+              eb('state', '=', 'open'),
+              eb.and([
+                eb('state', '=', 'completing'),
+                eb.or([eb('claimed_at', 'is', null), eb('claimed_at', '<', claim.staleBefore)]),
+              ]),
+            ]),
+      )
       .executeTakeFirst(),
   );
   return Number(result.numUpdatedRows) === 1;
@@ -97,15 +115,27 @@ export async function abortUpload(cdb: CatalogDb, id: string): Promise<boolean> 
   return Number(result.numUpdatedRows) > 0;
 }
 
+/** Expired uploads nobody is completing: `open` ones, and with `staleBefore` stale claims too. */
 export async function listExpiredUploads(
   db: Kysely<Database>,
   at: string,
   limit: number,
+  staleBefore?: string,
 ): Promise<UploadSession[]> {
   const rows = await db
     .selectFrom('uploads')
     .selectAll()
-    .where('state', '=', 'open')
+    .where((eb) =>
+      staleBefore === undefined
+        ? eb('state', '=', 'open')
+        : eb.or([
+            eb('state', '=', 'open'),
+            eb.and([
+              eb('state', '=', 'completing'),
+              eb.or([eb('claimed_at', 'is', null), eb('claimed_at', '<', staleBefore)]),
+            ]),
+          ]),
+    )
     .where('expires_at', '<', at)
     .orderBy('expires_at', 'asc')
     .orderBy('id', 'asc')
