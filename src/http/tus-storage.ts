@@ -18,11 +18,11 @@ export interface TusStorage {
    */
   release(uploadId: string): Promise<void>;
   /**
-   * Removes uploads older than `expirationMs` (in progress, or complete and never released) and
-   * returns how many. Undefined when the datastore's own sweep (`server.cleanUpExpiredUploads()`)
-   * touches nothing but tus's own uploads.
+   * Removes uploads older than `expirationMs`, in progress or finished (the datastores' own sweeps
+   * keep finished uploads forever, and @tus/s3-store's aborts every multipart upload in the
+   * bucket), and returns how many.
    */
-  sweepExpired?: ((expirationMs: number) => Promise<number>) | undefined;
+  sweepExpired(expirationMs: number): Promise<number>;
   /** Where tus writes on local disk, or undefined when uploads go straight to S3. */
   directory: string | undefined;
 }
@@ -48,6 +48,22 @@ export async function createTusStorage(
     open: async (upload) => createReadStream(upload.storage?.path ?? join(directory, upload.id)),
     exists: async (uploadId) => (await datastore.configstore.get(uploadId)) !== undefined,
     release: async () => {},
+    // @tus/file-store's own sweep skips finished uploads (size == offset), so the copy of every file
+    // that became an asset would stay on disk for good: past the expiry, those go too.
+    sweepExpired: async (olderThanMs) => {
+      const removed = await datastore.deleteExpired();
+      let finished = 0;
+      const cutoff = Date.now() - olderThanMs;
+      for (const id of (await datastore.configstore.list?.()) ?? []) {
+        const info = await datastore.configstore.get(id).catch(() => undefined);
+        if (!info || info.size === undefined || info.size !== info.offset) continue;
+        const created = info.creation_date ? Date.parse(info.creation_date) : Number.NaN;
+        if (!(created < cutoff)) continue;
+        await datastore.remove(id).catch(() => {}); // gone meanwhile: nothing to do
+        finished++;
+      }
+      return removed + finished;
+    },
     directory,
   };
 }

@@ -649,4 +649,51 @@ describe('tus expiration', () => {
       await cleanup();
     }
   }, 30_000);
+
+  it('removes the copy of an upload that became an asset once it expires; the asset stays', async () => {
+    const { container, dataDir, cleanup } = await testContainer({ ASSETPIPE_ADMIN_KEY: ADMIN_KEY });
+    let controls: TusControls | undefined;
+    const app = await buildApp(container, {
+      tus: { expirationMs: 1000, cleanupIntervalMs: 3_600_000, onControls: (c) => (controls = c) },
+    });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const address = app.server.address();
+      if (!address || typeof address === 'string') throw new Error('no TCP address');
+      const base = `http://127.0.0.1:${address.port}`;
+      const data = wav(64 * 1024);
+      const headers = { 'Tus-Resumable': '1.0.0', ...AUTH };
+      const meta = (v: string) => Buffer.from(v).toString('base64');
+      const created = await fetch(`${base}${TUS_PATH}`, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'Upload-Length': String(data.length),
+          'Upload-Metadata': `filename ${meta('kept.wav')},projectId ${meta('default')}`,
+        },
+      });
+      expect(created.status).toBe(201);
+      const path = created.headers.get('location')!;
+      const done = await fetch(`${base}${path}`, {
+        method: 'PATCH',
+        headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        body: data,
+      });
+      expect(done.status).toBe(200);
+      const { assetId } = (await done.json()) as { assetId: string };
+      const tusDir = join(dataDir, 'uploads', 'tus');
+      const id = path.split('/').pop()!;
+      const filesOf = async () => (await readdir(tusDir)).filter((f) => f.startsWith(id));
+      expect(await filesOf()).toHaveLength(2); // kept a while: a repeated HEAD still finds it
+
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await controls!.cleanUpExpired()).toBeGreaterThanOrEqual(1);
+      expect(await filesOf()).toEqual([]);
+      const asset = await fetch(`${base}/v1/assets/${assetId}/original`, { headers: AUTH });
+      expect(sha256(Buffer.from(await asset.arrayBuffer()))).toBe(sha256(data));
+    } finally {
+      await app.close();
+      await cleanup();
+    }
+  });
 });

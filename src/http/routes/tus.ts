@@ -348,10 +348,7 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
   const cleanUpExpired = (): Promise<number> => {
     sweeping ??= (async () => {
       try {
-        // On S3, the storage's own sweep: @tus/s3-store's would abort every multipart upload in the bucket.
-        const removed = storage.sweepExpired
-          ? await storage.sweepExpired(expirationMs)
-          : await server.cleanUpExpiredUploads();
+        const removed = await storage.sweepExpired(expirationMs);
         await completions.sweep((uploadId) => storage.exists(uploadId), expirationMs);
         if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
         return removed;
