@@ -7,6 +7,7 @@ import { createPostgresBackend, Worker, withBackend } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { redactUrl } from '../../src/config.js';
 import { isOutage } from '../../src/lib/outage.js';
 import {
   type BullmqBackend,
@@ -15,6 +16,7 @@ import {
 } from '../../src/queue/bullmq-queue.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import type { QueueLogger } from '../../src/queue/sqlite-queue.js';
+import { probePostgres } from '../helpers/postgres.js';
 import { exited, runFixture as runFixtureScript, waitForLine } from './fixture-process.js';
 import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
 
@@ -37,35 +39,12 @@ function recordingLogger(entries: LogEntry[] = []): QueueLogger & { entries: Log
   };
 }
 
-/** The URL without its password, for test names and messages. */
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable url>';
-  }
-}
+const redact = redactUrl;
 
 type Reachability = { ok: true } | { ok: false; reason: string };
 
 function reason(err: unknown): string {
   return err instanceof Error ? err.message || err.name : String(err);
-}
-
-async function probePostgres(url: string): Promise<Reachability> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query('select 1');
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, reason: reason(err) };
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 async function probeRedis(url: string): Promise<Reachability> {
