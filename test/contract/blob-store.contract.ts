@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobInfo, BlobStore, UploadedPart } from '../../src/storage/blob-store.js';
+import { collect, errorOf, readAll, sha256 } from './blob-test-utils.js';
 
 /** A part as `completeMultipart` takes it. */
 type Listed = { partNumber: number; etag: string };
@@ -963,32 +964,6 @@ export function blobStoreContract(
       });
     });
   });
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
-/** What `fn` threw or rejected with (sync or async), or `undefined` when it succeeded. */
-async function errorOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** A key of exactly `bytes` UTF-8 bytes below `ns`, in segments short enough for any filesystem. */

@@ -17,7 +17,13 @@ import {
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import type { QueueLogger } from '../../src/queue/sqlite-queue.js';
 import { probePostgres } from '../helpers/postgres.js';
-import { exited, runFixture as runFixtureScript, waitForLine } from './fixture-process.js';
+import {
+  exited,
+  killFixtures,
+  runFixture as runFixtureScript,
+  startDoomedFixture,
+  waitForLine,
+} from './fixture-process.js';
 import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
 
 const _ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -244,22 +250,14 @@ function harnessFor(backendCase: BackendCase) {
     return {
       queue: make() as JobQueue,
       makeSecondQueue: async () => make() as JobQueue,
-      startDoomedWorker: async (kind: string) => {
-        const child = runFixture(['hang', JSON.stringify(backend), kind, String(options.leaseMs)]);
-        children.push(child);
-        await waitForLine(child, 'ready');
-        return {
-          kill: async () => {
-            child.kill('SIGKILL');
-            await exited(child);
-          },
-        };
-      },
+      startDoomedWorker: (kind: string) =>
+        startDoomedFixture(
+          FIXTURE,
+          ['hang', JSON.stringify(backend), kind, String(options.leaseMs)],
+          children,
+        ),
       cleanup: async () => {
-        for (const child of children) {
-          child.kill('SIGKILL');
-          await exited(child);
-        }
+        await killFixtures(children);
         for (const queue of queues) {
           await queue.stop({ graceMs: 100 });
           await queue.close();

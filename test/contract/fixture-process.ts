@@ -55,3 +55,31 @@ export function waitForLine(child: ChildProcess, line: string, timeoutMs = 20_00
     child.once('exit', onExit);
   });
 }
+
+/**
+ * Starts a fixture worker that never finishes its job and resolves once it polls: the contract's
+ * `startDoomedWorker`. `kill` ends it with SIGKILL (no shutdown, no more heartbeats).
+ */
+export async function startDoomedFixture(
+  fixture: string,
+  args: string[],
+  children: ChildProcess[],
+): Promise<{ kill: () => Promise<void> }> {
+  const child = runFixture(fixture, args);
+  children.push(child);
+  await waitForLine(child, 'ready');
+  return {
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+  };
+}
+
+/** SIGKILLs every fixture process started for a harness and waits for their exits. */
+export async function killFixtures(children: readonly ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    child.kill('SIGKILL');
+    await exited(child);
+  }
+}

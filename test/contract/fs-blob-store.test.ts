@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -7,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { blobStoreContract } from './blob-store.contract.js';
+import { codeOf, collect, errorOf, readAll, sha256 } from './blob-test-utils.js';
 
 blobStoreContract('FsBlobStore', async () => {
   const { dir, cleanup } = await tempDir('assetpipe-fs-blob-');
@@ -453,37 +453,6 @@ describe('FsBlobStore multipart on the filesystem', () => {
     }
   });
 });
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
-async function errorOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-/** The `code` of what `fn` threw, or `'no error'`. */
-async function codeOf(fn: () => unknown): Promise<unknown> {
-  const err = await errorOf(fn);
-  return err === undefined ? 'no error' : (err as { code?: unknown }).code;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** Paths (relative, `/`-separated) of every non-directory below `dir`; `[]` when it does not exist. */
 async function filesUnder(dir: string): Promise<string[]> {

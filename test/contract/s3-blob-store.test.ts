@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -19,6 +18,7 @@ import { S3BlobStore, type S3BlobStoreOptions, s3BlobStoreFromUrl } from '../../
 import { s3ClientConfig } from '../../src/storage/s3-location.js';
 import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
 import { blobStoreContract } from './blob-store.contract.js';
+import { codeOf, collect, errorOf, readAll, sha256 } from './blob-test-utils.js';
 
 const MIB = 1024 * 1024;
 
@@ -467,36 +467,6 @@ describe('the s3rver test server answers like S3', () => {
     ).toMatchObject({ name: 'InvalidRange', $metadata: { httpStatusCode: 416 } });
   });
 });
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
-async function errorOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-async function codeOf(fn: () => unknown): Promise<unknown> {
-  const err = await errorOf(fn);
-  return err === undefined ? 'no error' : (err as { code?: unknown }).code;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** Deterministic bytes, different for every `seed`. */
 function patterned(seed: number, length: number): Buffer {

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LEASE_LOST_ERROR, type QueueLogger, SqliteJobQueue } from '../../src/queue/sqlite-queue.js';
 import { tempDir } from '../helpers/tmp.js';
-import { exited, runFixture as runFixtureScript, waitForLine } from './fixture-process.js';
+import { killFixtures, runFixture as runFixtureScript, startDoomedFixture } from './fixture-process.js';
 import { type JobQueueHarnessOptions, jobQueueContract, waitFor } from './job-queue.contract.js';
 
 const _ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -59,22 +59,10 @@ jobQueueContract('SqliteJobQueue', async (options: JobQueueHarnessOptions) => {
   return {
     queue: make(),
     makeSecondQueue: async () => make(),
-    startDoomedWorker: async (kind) => {
-      const child = runFixture(['hang', file, kind, String(options.leaseMs)]);
-      children.push(child);
-      await waitForLine(child, 'ready');
-      return {
-        kill: async () => {
-          child.kill('SIGKILL');
-          await exited(child);
-        },
-      };
-    },
+    startDoomedWorker: (kind) =>
+      startDoomedFixture(FIXTURE, ['hang', file, kind, String(options.leaseMs)], children),
     cleanup: async () => {
-      for (const child of children) {
-        child.kill('SIGKILL');
-        await exited(child);
-      }
+      await killFixtures(children);
       for (const queue of queues) {
         await queue.stop({ graceMs: 100 });
         await queue.close();
