@@ -1,5 +1,6 @@
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { GuardedPgClient } from '../lib/guarded-pg-client.js';
 import { KyselyCatalog } from './kysely-catalog.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import type { Database } from './schema.js';
@@ -25,17 +26,7 @@ export async function openPostgresCatalog(
   options: PostgresCatalogOptions = {},
 ): Promise<KyselyCatalog> {
   const { schema } = options;
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: options.maxConnections ?? 10,
-    // While the server is down or restarting, a request waits at most this long for a connection and
-    // then fails (503 on the API) instead of hanging; the next request tries again.
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
-    keepAlive: true,
-  });
-  // An idle client whose connection drops (server restart, network) emits `error` on the pool; without
-  // a listener that would crash the process. The pool discards the client and the next query reconnects.
-  pool.on('error', () => {});
+  const pool = createCatalogPool(url, options);
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({
       pool,
@@ -55,6 +46,26 @@ export async function openPostgresCatalog(
     throw err;
   }
   return new KyselyCatalog(db, 'postgres', postgresMigrations);
+}
+
+/**
+ * The catalog's connection pool. Exported for the test that terminates a checked-out session.
+ */
+export function createCatalogPool(url: string, options: PostgresCatalogOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    // While the server is down or restarting, a request waits at most this long for a connection and
+    // then fails (503 on the API) instead of hanging; the next request tries again.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    keepAlive: true,
+    // A client checked out for a transaction has no pool listener: see GuardedPgClient.
+    Client: GuardedPgClient,
+  });
+  // An idle client whose connection drops (server restart, network) emits `error` on the pool; without
+  // a listener that would crash the process. The pool discards the client and the next query reconnects.
+  pool.on('error', () => {});
+  return pool;
 }
 
 async function createSchemaIfMissing(db: Kysely<Database>, schema: string): Promise<void> {

@@ -12,9 +12,9 @@ import {
   type WorkerOptions,
   withBackend,
 } from 'bullmq';
-import pg from 'pg';
 import { newId } from '../domain/ids.js';
 import { AppError, errorMessage } from '../errors.js';
+import { GuardedPgClient } from '../lib/guarded-pg-client.js';
 import { asOutage } from '../lib/outage.js';
 import { ThrottledLog } from '../lib/throttled-log.js';
 import { deferred, settlesWithin, sleep } from '../lib/waiting.js';
@@ -519,11 +519,10 @@ export class BullmqJobQueue implements JobQueue {
     let delayMs = 500;
     for (;;) {
       if (this.closed) throw new Error('job queue: closed');
-      const client = new pg.Client({
+      const client = new GuardedPgClient({
         connectionString: backend.url,
         connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       });
-      client.on('error', () => {}); // a dropped connection also rejects the pending query
       try {
         await client.connect();
         await runMigrations(client, backend.schema);
@@ -645,6 +644,9 @@ export class BullmqJobQueue implements JobQueue {
       keepAlive: true,
       keepAliveInitialDelayMillis: PG_KEEPALIVE_DELAY_MS,
       query_timeout: PG_QUERY_TIMEOUT_MS,
+      // Pooled clients BullMQ holds between queries must not crash the process when PostgreSQL
+      // goes away (its LISTEN client has a handler of its own).
+      Client: GuardedPgClient,
     };
   }
 

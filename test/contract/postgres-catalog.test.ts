@@ -1,12 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
 import { postgresMigrations } from '../../src/catalog/migrations/postgres.js';
-import { openPostgresCatalog } from '../../src/catalog/postgres-catalog.js';
+import { createCatalogPool, openPostgresCatalog } from '../../src/catalog/postgres-catalog.js';
 import type { Database } from '../../src/catalog/schema.js';
 import { redactUrl } from '../../src/config.js';
 import { newId } from '../../src/domain/ids.js';
+import { isOutage } from '../../src/lib/outage.js';
 import { dropSchemas, probePostgres, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres.js';
 import {
   catalogContract,
@@ -62,6 +64,38 @@ if (!reachability.ok && process.env.CI) {
   });
 
   describe('PostgreSQL catalog', () => {
+    it('survives the server ending a session it holds between two queries', async () => {
+      const pool = createCatalogPool(DATABASE_URL, { maxConnections: 2 });
+      // A connection checked out for a transaction, idle between two of its statements.
+      const held = await pool.connect();
+      let released = false;
+      try {
+        const { rows } = await held.query<{ pid: number }>('select pg_backend_pid() as pid');
+        const pid = rows[0]?.pid;
+        // pg-pool removed its own listener on checkout; this is the one that keeps the process alive.
+        expect(held.listenerCount('error'), 'a checked-out client listens for errors').toBeGreaterThan(0);
+        // What a PostgreSQL restart does to every session (FATAL 57P01); waits until it is gone.
+        await withClient('public', (admin) => admin.query('select pg_terminate_backend($1, 5000)', [pid]));
+        await sleep(200);
+        // The FATAL arrived while no query ran: an unguarded client emits an unhandled `error` and
+        // the process (here: the test worker) dies. Guarded, the next statement fails as an outage.
+        const failure = await held.query('select 1').then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(failure).toBeInstanceOf(Error);
+        expect(isOutage(failure), String(failure)).toBe(true);
+        held.release(failure as Error);
+        released = true;
+        // The dead client was discarded: the pool answers with a fresh session.
+        const again = await pool.query<{ pid: number }>('select pg_backend_pid() as pid');
+        expect(again.rows[0]?.pid).not.toBe(pid);
+      } finally {
+        if (!released) held.release(true);
+        await pool.end();
+      }
+    });
+
     it('keeps its tables in the given schema', async () => {
       const schema = uniqueSchema();
       const catalog = await openPostgresCatalog(DATABASE_URL, { schema });

@@ -93,8 +93,19 @@ describe.skipIf('missing' in bin && !process.env.CI)(
     it('answers 503 problems while it is down and completes every upload and job once it is back', async () => {
       const base = server.baseUrl;
       const answers: Answer[] = [];
+      // A refused or cut connection means a process died: say which and show its output.
+      const reach = async (url: string, init: RequestInit): Promise<Response> => {
+        try {
+          return await fetch(url, init);
+        } catch (err) {
+          throw new Error(
+            `${init.method ?? 'GET'} ${url}: ${(err as Error).message} (${String((err as Error).cause)})\n` +
+              `${server.child.dump()}\n${worker.dump()}`,
+          );
+        }
+      };
       const request = async (path: string, init: RequestInit = {}): Promise<Answer> => {
-        const res = await fetch(`${base}${path}`, {
+        const res = await reach(`${base}${path}`, {
           ...init,
           headers: { ...AUTH, ...(init.headers as Record<string, string> | undefined) },
           signal: AbortSignal.timeout(HANG_MS),
@@ -125,7 +136,7 @@ describe.skipIf('missing' in bin && !process.env.CI)(
           for (let attempt = 1; ; attempt++) {
             const body = new FormData();
             body.append('file', new Blob([bytes], { type: 'image/jpeg' }), `img-${index}.jpg`);
-            const res = await fetch(`${base}/v1/assets`, {
+            const res = await reach(`${base}/v1/assets`, {
               method: 'POST',
               headers: AUTH,
               body,
@@ -146,6 +157,7 @@ describe.skipIf('missing' in bin && !process.env.CI)(
         }
       };
       const uploading = Promise.all([lane(), lane()]);
+      uploading.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
 
       // Stop PostgreSQL once the video's encode has started.
       await waitFor(
