@@ -257,4 +257,22 @@ export interface Catalog {
   abortUpload(id: string): Promise<boolean>;
   /** `open` uploads whose `expiresAt` is before `at`; with `staleBefore`, also stale claims (see above). */
   listExpiredUploads(at: string, limit: number, staleBefore?: string): Promise<UploadSession[]>;
+
+  /**
+   * Named leases: a lock that every process on this database sees (tus uploads' requests on
+   * several API nodes). `acquireLease` is true for exactly one of competing holders while the lease
+   * is free or expired (`expiresAt` before `at`); the holder keeps it with `renewLease`, which also
+   * says whether it is still the holder and whether another process asked for the lease
+   * (`requestLeaseRelease`); `releaseLease` by anyone but the holder changes nothing.
+   */
+  acquireLease(name: string, holder: string, at: string, expiresAt: string): Promise<boolean>;
+  renewLease(
+    name: string,
+    holder: string,
+    expiresAt: string,
+  ): Promise<{ held: boolean; releaseRequested: boolean }>;
+  requestLeaseRelease(name: string): Promise<void>;
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** Forgets leases that expired before `at` (their holders died); returns how many. */
+  deleteExpiredLeases(at: string): Promise<number>;
 }

@@ -28,6 +28,7 @@ import type {
 } from './catalog.js';
 import * as apiKeys from './queries/api-keys.js';
 import * as assets from './queries/assets.js';
+import * as leases from './queries/leases.js';
 import * as projects from './queries/projects.js';
 import * as runs from './queries/runs.js';
 import * as similar from './queries/similar.js';
@@ -319,6 +320,30 @@ export class KyselyCatalog implements Catalog {
 
   async listExpiredUploads(at: string, limit: number, staleBefore?: string): Promise<UploadSession[]> {
     return uploads.listExpiredUploads(this.#db, at, limit, staleBefore);
+  }
+
+  async acquireLease(name: string, holder: string, at: string, expiresAt: string): Promise<boolean> {
+    return leases.acquireLease(this.#cdb, name, holder, at, expiresAt);
+  }
+
+  async renewLease(
+    name: string,
+    holder: string,
+    expiresAt: string,
+  ): Promise<{ held: boolean; releaseRequested: boolean }> {
+    return leases.renewLease(this.#cdb, name, holder, expiresAt);
+  }
+
+  async requestLeaseRelease(name: string): Promise<void> {
+    return leases.requestLeaseRelease(this.#cdb, name);
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    return leases.releaseLease(this.#cdb, name, holder);
+  }
+
+  async deleteExpiredLeases(at: string): Promise<number> {
+    return leases.deleteExpiredLeases(this.#cdb, at);
   }
 }
 

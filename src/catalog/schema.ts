@@ -196,6 +196,18 @@ export interface UploadsTable {
   claimed_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
+/**
+ * Short-lived named locks shared by every process on the database (0006): the holder renews
+ * `expires_at` while it works; another process may take an expired one, or ask for it
+ * (`release_requested` = 1) and wait.
+ */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+  release_requested: ColumnType<number, number | undefined, number>;
+}
+
 export interface Database {
   assets: AssetsTable;
   asset_versions: AssetVersionsTable;
@@ -207,6 +219,7 @@ export interface Database {
   image_hashes: ImageHashesTable;
   api_keys: ApiKeysTable;
   uploads: UploadsTable;
+  leases: LeasesTable;
 }
 
 export type AssetRow = Selectable<AssetsTable>;

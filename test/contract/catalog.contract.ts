@@ -1971,6 +1971,83 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         for (const upload of uploads) expect((await catalog.getUpload(upload.id))?.state).toBe('completing');
       });
     });
+
+    describe('leases', () => {
+      it('one holder at a time; a release by anyone else changes nothing', async () => {
+        expect(await catalog.acquireLease('tus:a', 'one', at(0), at(15))).toBe(true);
+        expect(await catalog.acquireLease('tus:a', 'two', at(1), at(16))).toBe(false);
+        // Another name is another lease.
+        expect(await catalog.acquireLease('tus:b', 'two', at(1), at(16))).toBe(true);
+        await catalog.releaseLease('tus:a', 'two');
+        expect(await catalog.acquireLease('tus:a', 'two', at(2), at(17))).toBe(false);
+        await catalog.releaseLease('tus:a', 'one');
+        expect(await catalog.acquireLease('tus:a', 'two', at(3), at(18))).toBe(true);
+      });
+
+      it('an expired lease can be taken; its old holder then learns it lost it', async () => {
+        expect(await catalog.acquireLease('tus:a', 'one', at(0), at(15))).toBe(true);
+        // Renewed in time: still one's at 20.
+        expect(await catalog.renewLease('tus:a', 'one', at(30))).toEqual({
+          held: true,
+          releaseRequested: false,
+        });
+        expect(await catalog.acquireLease('tus:a', 'two', at(20), at(35))).toBe(false);
+        expect(await catalog.acquireLease('tus:a', 'two', at(31), at(46))).toBe(true);
+        expect(await catalog.renewLease('tus:a', 'one', at(60))).toEqual({
+          held: false,
+          releaseRequested: false,
+        });
+        // one's late release does not free two's lease.
+        await catalog.releaseLease('tus:a', 'one');
+        expect(await catalog.acquireLease('tus:a', 'three', at(32), at(47))).toBe(false);
+      });
+
+      it('a release request reaches the holder on its next renewal, and a new holder starts without it', async () => {
+        await catalog.requestLeaseRelease('tus:nobody'); // nobody holds it: nothing to ask
+        expect(await catalog.acquireLease('tus:nobody', 'one', at(0), at(15))).toBe(true);
+        expect(await catalog.renewLease('tus:nobody', 'one', at(15))).toEqual({
+          held: true,
+          releaseRequested: false,
+        });
+        await catalog.requestLeaseRelease('tus:nobody');
+        expect(await catalog.renewLease('tus:nobody', 'one', at(16))).toEqual({
+          held: true,
+          releaseRequested: true,
+        });
+        await catalog.releaseLease('tus:nobody', 'one');
+        expect(await catalog.acquireLease('tus:nobody', 'two', at(2), at(17))).toBe(true);
+        expect(await catalog.renewLease('tus:nobody', 'two', at(18))).toEqual({
+          held: true,
+          releaseRequested: false,
+        });
+      });
+
+      it('concurrent acquisitions of a free lease: exactly one wins', async () => {
+        const names = Array.from({ length: 10 }, (_, i) => `tus:race-${i}`);
+        const results = await Promise.all(
+          names.flatMap((name) =>
+            [0, 1, 2].map((i) => catalog.acquireLease(name, `holder-${i}`, at(0), at(15))),
+          ),
+        );
+        for (let i = 0; i < names.length; i++) {
+          expect(results.slice(i * 3, i * 3 + 3).filter(Boolean)).toHaveLength(1);
+        }
+      });
+
+      it('deleteExpiredLeases forgets only leases that expired', async () => {
+        await catalog.acquireLease('tus:old', 'one', at(0), at(15));
+        await catalog.acquireLease('tus:new', 'one', at(0), at(100));
+        expect(await catalog.deleteExpiredLeases(at(50))).toBe(1);
+        expect(await catalog.renewLease('tus:old', 'one', at(200))).toEqual({
+          held: false,
+          releaseRequested: false,
+        });
+        expect(await catalog.renewLease('tus:new', 'one', at(200))).toEqual({
+          held: true,
+          releaseRequested: false,
+        });
+      });
+    });
   });
 }
 

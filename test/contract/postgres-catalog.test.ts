@@ -116,6 +116,7 @@ if (!reachability.ok && process.env.CI) {
           'image_hashes',
           'kysely_migration',
           'kysely_migration_lock',
+          'leases',
           'projects',
           'renditions',
           'runs',
@@ -153,6 +154,7 @@ if (!reachability.ok && process.env.CI) {
           '0003_images',
           '0004_run_progress',
           '0005_upload_claimed_at',
+          '0006_leases',
         ]);
 
         const writes = await Promise.allSettled(

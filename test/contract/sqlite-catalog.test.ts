@@ -25,6 +25,7 @@ const ALL_MIGRATIONS = [
   '0003_images',
   '0004_run_progress',
   '0005_upload_claimed_at',
+  '0006_leases',
 ];
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -103,6 +104,7 @@ describe('SQLite catalog', () => {
         'image_hashes',
         'kysely_migration',
         'kysely_migration_lock',
+        'leases',
         'projects',
         'renditions',
         'runs',

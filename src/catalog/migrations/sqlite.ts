@@ -347,6 +347,18 @@ export const sqliteMigrations: Record<string, Migration> = {
       await db.schema.alterTable('uploads').addColumn('claimed_at', 'text').execute();
     },
   },
+  '0006_leases': {
+    async up(db) {
+      // Locks that hold across API nodes (a tus upload's requests): see queries/leases.ts.
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (col) => col.primaryKey())
+        .addColumn('holder', 'text', (col) => col.notNull())
+        .addColumn('expires_at', 'text', (col) => col.notNull())
+        .addColumn('release_requested', 'integer', (col) => col.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 };
 
 /**
