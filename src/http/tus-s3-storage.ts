@@ -160,5 +160,6 @@ export function createS3TusStorage(storage: string, expirationMs: number): TusSt
     release: deleteObjects,
     sweepExpired,
     directory: undefined,
+    shared: true,
   };
 }

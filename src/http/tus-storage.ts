@@ -25,6 +25,8 @@ export interface TusStorage {
   sweepExpired(expirationMs: number): Promise<number>;
   /** Where tus writes on local disk, or undefined when uploads go straight to S3. */
   directory: string | undefined;
+  /** Whether other API nodes see these uploads (S3): their locks must then be shared too. */
+  shared: boolean;
 }
 
 /**
@@ -65,5 +67,6 @@ export async function createTusStorage(
       return removed + finished;
     },
     directory,
+    shared: false,
   };
 }

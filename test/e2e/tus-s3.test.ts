@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -13,7 +14,13 @@ import type { Container } from '../../src/container.js';
 import { newId } from '../../src/domain/ids.js';
 import { AppError } from '../../src/errors.js';
 import { principalOf } from '../../src/http/auth.js';
-import { ASSET_ID_HEADER, TUS_PATH, type TusControls, type TusHooks } from '../../src/http/routes/tus.js';
+import {
+  ASSET_ID_HEADER,
+  TUS_PATH,
+  type TusControls,
+  type TusHooks,
+  type TusRouteOptions,
+} from '../../src/http/routes/tus.js';
 import { asOutage } from '../../src/lib/outage.js';
 import { s3ClientConfig } from '../../src/storage/s3-location.js';
 import { TEST_ADMIN_KEY } from '../helpers/auth.js';
@@ -69,7 +76,7 @@ describe('tus uploads on S3 storage', () => {
 
   /** One API node on the shared container (catalog) and bucket, with its own tus datastore. */
   async function node(
-    options: { expirationMs?: number } = {},
+    options: { expirationMs?: number; leases?: TusRouteOptions['leases'] } = {},
   ): Promise<{ base: string; controls: TusControls }> {
     let controls: TusControls | undefined;
     const app = await buildApp(container, {
@@ -274,6 +281,57 @@ describe('tus uploads on S3 storage', () => {
       new AbortMultipartUploadCommand({ Bucket: s3.bucket, Key: foreignKey, UploadId: foreign.UploadId }),
     );
     await container.blobs.abortMultipart(ownKey, own);
+  });
+
+  it('a request on another node waits for the upload lock and asks the PATCH holding it to end', async () => {
+    const leases = { leaseMs: 3_000, pollMs: 100 };
+    const [a, b] = [await node({ leases }), await node({ leases })];
+    const data = wav(8 * 1024);
+    const path = await create(a.base, { 'Upload-Length': String(data.length) }, { filename: 'locked.wav' });
+
+    // A client's PATCH to node A sends 3000 bytes, then stalls: its connection is dying, and the
+    // client, having given up on it, asks node B where the upload stands.
+    const events: string[] = [];
+    const stalled = httpRequest(`${a.base}${path}`, {
+      method: 'PATCH',
+      headers: { ...TUS, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+    });
+    const answerA = new Promise<IncomingMessage>((resolve, reject) => {
+      stalled.once('response', (res) => {
+        events.push('A answered');
+        res.resume();
+        resolve(res);
+      });
+      stalled.once('error', reject);
+    });
+    answerA.catch(() => {});
+    try {
+      stalled.write(data.subarray(0, 3000));
+      await sleep(500);
+      const where = await head(b.base, path);
+      events.push('B answered');
+      // B waited until A's request let go of the upload, and saw what A wrote.
+      const resA = await Promise.race([
+        answerA,
+        sleep(10_000).then(() => {
+          throw new Error('node A never ended its PATCH');
+        }),
+      ]);
+      expect(events).toEqual(['A answered', 'B answered']);
+      expect(resA.statusCode).toBe(204);
+      expect(resA.headers['upload-offset']).toBe('3000');
+      expect(where.status).toBe(200);
+      expect(where.headers.get('upload-offset')).toBe('3000');
+    } finally {
+      stalled.destroy();
+    }
+
+    // The client resumes on node B from there; the asset has exactly the file's bytes.
+    const rest = await patch(b.base, path, 3000, data.subarray(3000));
+    expect(rest.status, await rest.clone().text()).toBe(200);
+    const { assetId } = (await rest.json()) as { assetId: string };
+    const asset = await fetch(`${b.base}/v1/assets/${assetId}`, { headers: AUTH });
+    expect(await asset.json()).toMatchObject({ sha256: sha256(data), size: data.length });
   });
 
   it('finishes a deferred-length upload whose length was declared through another node', async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { Server, type Upload } from '@tus/server';
+import { type Locker, Server, type Upload } from '@tus/server';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Container } from '../../container.js';
 import type { Principal } from '../../domain/api-key.js';
@@ -10,6 +10,7 @@ import { isId, newId } from '../../domain/ids.js';
 import { AppError } from '../../errors.js';
 import type { FinishedTusUpload, NewTusUpload } from '../../services/upload-service.js';
 import { problemFor, sendProblem, toAppError } from '../problem.js';
+import { LeaseLocker, type LeaseLockerOptions } from '../tus-lease-locker.js';
 import { createTusStorage } from '../tus-storage.js';
 
 /**
@@ -63,6 +64,8 @@ export interface TusRouteOptions {
   cleanupIntervalMs?: number;
   /** Receives the controls once the route is set up. */
   onControls?: (controls: TusControls) => void;
+  /** Timing of the cross-node upload locks (S3 storage only); tests shorten it. */
+  leases?: Pick<LeaseLockerOptions, 'leaseMs' | 'pollMs' | 'acquireTimeoutMs'>;
 }
 
 /** What a completed upload became, kept next to the tus store so every later answer names the same asset. */
@@ -181,6 +184,11 @@ function isFinalRefusal(err: unknown): boolean {
   return !['UPLOAD_CONFLICT', 'RATE_LIMITED', 'UNAUTHORIZED', 'FORBIDDEN'].includes(appError.code);
 }
 
+/** An error @tus/server knows how to answer (`{ status_code, body }`). */
+function isTusError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'status_code' in err;
+}
+
 /** @tus/server writes the head with a raw header array; give our problem bodies their content type. */
 function labelProblemBodies(res: ServerResponse, state: RequestState): void {
   const writeHead = res.writeHead;
@@ -250,7 +258,32 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
 
   const storage = await createTusStorage(config.storage, directory, expirationMs);
   const { datastore } = storage;
+  // Uploads other nodes see need locks other nodes see; on local disk, @tus/server's memory locker.
+  const leases = storage.shared
+    ? new LeaseLocker(container.catalog, {
+        ...options.leases,
+        onRenewError: (err, name) => app.log.warn({ err, lock: name }, 'could not renew a tus upload lock'),
+        onReleaseError: (err, name) =>
+          app.log.warn({ err, lock: name }, 'could not release a tus upload lock; it expires by itself'),
+      })
+    : undefined;
+  /** Per request: the lease locker's failures (the catalog is away) become problems, as the hooks' do. */
+  const locker =
+    leases &&
+    ((req: { runtime?: { node?: { req: object } } }): Locker => ({
+      newLock(id) {
+        const lock = leases.newLock(id);
+        return {
+          lock: (signal, requestRelease) =>
+            lock.lock(signal, requestRelease).catch((err: unknown) => {
+              throw isTusError(err) ? err : refusal(stateOf(req), err);
+            }),
+          unlock: () => lock.unlock(),
+        };
+      },
+    }));
   const server = new Server({
+    ...(locker ? { locker } : {}),
     path: TUS_PATH,
     datastore,
     maxSize: config.maxUploadBytes,
@@ -349,6 +382,7 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
     sweeping ??= (async () => {
       try {
         const removed = await storage.sweepExpired(expirationMs);
+        await leases?.sweepExpired();
         await completions.sweep((uploadId) => storage.exists(uploadId), expirationMs);
         if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
         return removed;
