@@ -8,6 +8,7 @@ import type { Container } from '../../container.js';
 import type { Principal } from '../../domain/api-key.js';
 import { isId, newId } from '../../domain/ids.js';
 import { AppError } from '../../errors.js';
+import { ThrottledLog } from '../../lib/throttled-log.js';
 import type { FinishedTusUpload, NewTusUpload } from '../../services/upload-service.js';
 import { problemFor, sendProblem, toAppError } from '../problem.js';
 import { LeaseLocker, type LeaseLockerOptions } from '../tus-lease-locker.js';
@@ -259,12 +260,25 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
   const storage = await createTusStorage(config.storage, directory, expirationMs);
   const { datastore } = storage;
   // Uploads other nodes see need locks other nodes see; on local disk, @tus/server's memory locker.
+  // Every held lock renews twice a second: while the catalog is away, one line per 10 s says so.
+  const lockLog = new ThrottledLog(app.log, 10_000);
   const leases = storage.shared
     ? new LeaseLocker(container.catalog, {
         ...options.leases,
-        onRenewError: (err, name) => app.log.warn({ err, lock: name }, 'could not renew a tus upload lock'),
+        onRenewError: (err, name) =>
+          lockLog.report(
+            'warn',
+            'tus lock renewal',
+            { err, lock: name },
+            'could not renew a tus upload lock',
+          ),
         onReleaseError: (err, name) =>
-          app.log.warn({ err, lock: name }, 'could not release a tus upload lock; it expires by itself'),
+          lockLog.report(
+            'warn',
+            'tus lock release',
+            { err, lock: name },
+            'could not release a tus upload lock; it expires by itself',
+          ),
       })
     : undefined;
   /** Per request: the lease locker's failures (the catalog is away) become problems, as the hooks' do. */
