@@ -101,7 +101,14 @@ export class KyselyCatalog implements Catalog {
     const schema = rows[0]?.schema;
     if (!schema) throw new Error('PostgreSQL has no current schema (check search_path)');
     const migrator = new Migrator({ db: this.#db, provider, migrationTableSchema: schema });
-    throwIfMigrationFailed(await migrator.migrateToLatest());
+    for (let attempt = 1; ; attempt++) {
+      try {
+        throwIfMigrationFailed(await migrator.migrateToLatest());
+        return;
+      } catch (err) {
+        if (attempt >= MIGRATE_ATTEMPTS || !isOtherSchemaDropped(err, schema)) throw err;
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -345,6 +352,20 @@ export class KyselyCatalog implements Catalog {
   async deleteExpiredLeases(at: string): Promise<number> {
     return leases.deleteExpiredLeases(this.#cdb, at);
   }
+}
+
+/**
+ * Kysely's migrator looks for its own tables by listing the tables of every schema in the database
+ * (checking each schema's privileges); another application dropping a schema at that moment fails
+ * the listing with "schema ... does not exist" (3F000) for a schema that is not ours. The migration
+ * runs in a transaction, so it is simply tried again.
+ */
+const MIGRATE_ATTEMPTS = 10;
+
+function isOtherSchemaDropped(err: unknown, ours: string): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  return code === '3F000' && typeof message === 'string' && !message.includes(`"${ours}"`);
 }
 
 function throwIfMigrationFailed(result: { error?: unknown }): void {

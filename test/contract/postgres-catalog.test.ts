@@ -96,6 +96,38 @@ if (!reachability.ok && process.env.CI) {
       }
     });
 
+    it('migrates while another application creates and drops schemas in the same database', async () => {
+      // Kysely's migrator lists the tables of every schema; a schema dropped meanwhile used to fail
+      // the migration ("schema ... does not exist"), about one start in two under this churn.
+      let stop = false;
+      const churn = withClient('public', async (client) => {
+        for (let n = 0; !stop; n++) {
+          const other = `${uniqueSchema('churn')}_${n}`;
+          await client.query(`create schema "${other}"; create table "${other}".t (id serial primary key)`);
+          await client.query(`drop schema "${other}" cascade`);
+        }
+      });
+      const failures: string[] = [];
+      try {
+        for (let i = 0; i < 10; i++) {
+          const schema = uniqueSchema();
+          const catalog = await openPostgresCatalog(DATABASE_URL, { schema });
+          try {
+            await catalog.migrate();
+          } catch (err) {
+            failures.push(String(err));
+          } finally {
+            await catalog.close();
+            await dropSchema(schema);
+          }
+        }
+      } finally {
+        stop = true;
+        await churn;
+      }
+      expect(failures).toEqual([]);
+    });
+
     it('keeps its tables in the given schema', async () => {
       const schema = uniqueSchema();
       const catalog = await openPostgresCatalog(DATABASE_URL, { schema });
