@@ -29,10 +29,10 @@ const DEFAULTS = { leaseMs: 15_000, pollMs: 500, acquireTimeoutMs: 30_000 };
  * reading the body and answers with the offset written), and the waiter takes the lease.
  */
 export class LeaseLocker implements Locker {
-  private readonly settings: Required<Omit<LeaseLockerOptions, 'onRenewError' | 'onReleaseError'>>;
+  private readonly settings: Timing;
 
   constructor(
-    private readonly catalog: Catalog,
+    private readonly store: LeaseStore,
     private readonly options: LeaseLockerOptions = {},
   ) {
     this.settings = {
@@ -43,16 +43,24 @@ export class LeaseLocker implements Locker {
   }
 
   newLock(id: string): Lock {
-    return new LeaseLock(this.catalog, `tus:${id}`, this.settings, this.options);
+    return new LeaseLock(this.store, `tus:${id}`, this.settings, this.options);
   }
 
   /** Forgets the leases of requests whose node died (they have expired); returns how many. */
   sweepExpired(): Promise<number> {
-    return this.catalog.deleteExpiredLeases(new Date().toISOString());
+    return this.store.deleteExpiredLeases(new Date().toISOString());
   }
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** What the locks need from the catalog. */
+export type LeaseStore = Pick<
+  Catalog,
+  'acquireLease' | 'renewLease' | 'requestLeaseRelease' | 'releaseLease' | 'deleteExpiredLeases'
+>;
+
+type Timing = Required<Omit<LeaseLockerOptions, 'onRenewError' | 'onReleaseError'>>;
 
 class LeaseLock implements Lock {
   /** Unique per request: two requests of one node compete like requests of two nodes. */
@@ -61,22 +69,22 @@ class LeaseLock implements Lock {
   private stopRenewing: AbortController | undefined;
 
   constructor(
-    private readonly catalog: Catalog,
+    private readonly store: LeaseStore,
     private readonly name: string,
-    private readonly settings: Required<Omit<LeaseLockerOptions, 'onRenewError' | 'onReleaseError'>>,
+    private readonly timing: Timing,
     private readonly hooks: Pick<LeaseLockerOptions, 'onRenewError' | 'onReleaseError'>,
   ) {}
 
   async lock(stopSignal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
-    const { leaseMs, pollMs, acquireTimeoutMs } = this.settings;
+    const { leaseMs, pollMs, acquireTimeoutMs } = this.timing;
     const deadline = Date.now() + acquireTimeoutMs;
     for (;;) {
       // The request went away while it waited (its client disconnected): nothing to lock for.
       if (stopSignal.aborted) throw ERRORS.ERR_LOCK_TIMEOUT;
       const now = Date.now();
-      if (await this.catalog.acquireLease(this.name, this.holder, iso(now), iso(now + leaseMs))) break;
+      if (await this.store.acquireLease(this.name, this.holder, iso(now), iso(now + leaseMs))) break;
       // Asked on every try: a holder that took over meanwhile starts unasked.
-      await this.catalog.requestLeaseRelease(this.name);
+      await this.store.requestLeaseRelease(this.name);
       if (Date.now() >= deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
       await sleep(pollMs, undefined, { signal: stopSignal }).catch(() => {});
     }
@@ -89,7 +97,8 @@ class LeaseLock implements Lock {
     this.stopRenewing?.abort();
     await this.renewing;
     try {
-      await this.catalog.releaseLease(this.name, this.holder);
+      // Bounded: with the catalog away the lease expires by itself, and the request must not hang.
+      await withTimeout(this.store.releaseLease(this.name, this.holder), this.timing.leaseMs / 6);
     } catch (err) {
       this.hooks.onReleaseError?.(err, this.name);
     }
@@ -97,12 +106,12 @@ class LeaseLock implements Lock {
 
   /**
    * Keeps the lease until `unlock`. The request is asked to end when another one wants the upload,
-   * when the lease was lost, or when renewals have failed for half a lease (past a full lease,
-   * another node may take it: the request must have stopped writing by then).
+   * when the lease was lost, or when no renewal has succeeded for a quarter of a lease: tus then
+   * drains the request for up to 3 s (`lockDrainTimeout`) and the store writes its last part, all
+   * before the lease can expire and another node may take the upload.
    */
   private async renew(stop: AbortSignal, requestRelease: RequestRelease): Promise<void> {
-    const { leaseMs, pollMs } = this.settings;
-    let renewedAt = Date.now();
+    const { leaseMs, pollMs } = this.timing;
     let released = false;
     // Not awaited: the request's handler unlocks (and so waits for this loop) once it has ended.
     const release = () => {
@@ -112,18 +121,42 @@ class LeaseLock implements Lock {
         .then(requestRelease)
         .catch(() => {}); // tus only cancels the request's context
     };
-    while (!stop.aborted) {
-      await sleep(pollMs, undefined, { signal: stop }).catch(() => {});
-      if (stop.aborted) return;
-      try {
-        const now = Date.now();
-        const state = await this.catalog.renewLease(this.name, this.holder, iso(now + leaseMs));
-        if (state.held) renewedAt = now;
-        if (!state.held || state.releaseRequested) release();
-      } catch (err) {
-        this.hooks.onRenewError?.(err, this.name);
-        if (Date.now() - renewedAt > leaseMs / 2) release();
+    // A watchdog rather than a check after each renewal: a renewal may hang on a dead connection.
+    let watchdog = setTimeout(release, leaseMs / 4);
+    try {
+      while (!stop.aborted) {
+        await sleep(pollMs, undefined, { signal: stop }).catch(() => {});
+        if (stop.aborted) return;
+        try {
+          const state = await withTimeout(
+            this.store.renewLease(this.name, this.holder, iso(Date.now() + leaseMs)),
+            leaseMs / 6,
+          );
+          if (state.held && !released) {
+            clearTimeout(watchdog);
+            watchdog = setTimeout(release, leaseMs / 4);
+          }
+          if (!state.held || state.releaseRequested) release();
+        } catch (err) {
+          this.hooks.onRenewError?.(err, this.name);
+        }
       }
+    } finally {
+      clearTimeout(watchdog);
     }
+  }
+}
+
+/** `promise`, or a rejection once `ms` have passed (the promise itself goes on, unobserved). */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  promise.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the catalog did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -3,7 +3,7 @@ import { ERRORS } from '@tus/utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KyselyCatalog } from '../../src/catalog/kysely-catalog.js';
 import { openSqliteCatalog } from '../../src/catalog/sqlite-catalog.js';
-import { LeaseLocker } from '../../src/http/tus-lease-locker.js';
+import { LeaseLocker, type LeaseStore } from '../../src/http/tus-lease-locker.js';
 
 // Two LeaseLockers on one catalog stand for two API nodes: a request on one node must wait for,
 // and ask for, an upload lock a request on the other node holds.
@@ -78,10 +78,9 @@ describe('tus upload locks shared through the catalog', () => {
         new Date(now + 500).toISOString(),
       ),
     ).toBe(true);
-    const started = Date.now();
     const lock = new LeaseLocker(catalog, FAST).newLock('upl_1');
     await lock.lock(new AbortController().signal, () => {});
-    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - now).toBeGreaterThan(500);
     await lock.unlock();
     expect(await new LeaseLocker(catalog, FAST).sweepExpired()).toBe(0);
   });
@@ -94,6 +93,43 @@ describe('tus upload locks shared through the catalog', () => {
     setTimeout(() => gone.abort(), 150);
     await expect(waiting).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT);
     await holder.unlock();
+  });
+
+  it('asks its request to stop when renewals hang (the database is away), long before the lease ends', async () => {
+    let hang = false;
+    // The catalog, except that renewals stop answering once `hang` is set (a dead connection).
+    const store: LeaseStore = {
+      acquireLease: (...args) => catalog.acquireLease(...args),
+      renewLease: (...args) => (hang ? new Promise(() => {}) : catalog.renewLease(...args)),
+      requestLeaseRelease: (...args) => catalog.requestLeaseRelease(...args),
+      releaseLease: (...args) => (hang ? new Promise(() => {}) : catalog.releaseLease(...args)),
+      deleteExpiredLeases: (...args) => catalog.deleteExpiredLeases(...args),
+    };
+    const renewErrors: unknown[] = [];
+    const releaseErrors: unknown[] = [];
+    const lock = new LeaseLocker(store, {
+      ...FAST,
+      onRenewError: (err) => renewErrors.push(err),
+      onReleaseError: (err) => releaseErrors.push(err),
+    }).newLock('upl_1');
+    let askedAt: number | undefined;
+    await lock.lock(new AbortController().signal, () => {
+      askedAt = Date.now();
+    });
+    await sleep(FAST.pollMs * 3);
+    expect(askedAt).toBeUndefined(); // renewed while the catalog answered
+    hang = true;
+    const hungAt = Date.now();
+    await sleep(FAST.leaseMs / 2);
+    // Asked within a quarter lease of the last renewal, with time to drain before the lease ends.
+    expect(askedAt).toBeDefined();
+    expect((askedAt ?? 0) - hungAt).toBeLessThan(FAST.leaseMs / 2);
+    expect(renewErrors.length).toBeGreaterThan(0);
+    // unlock does not wait for an answer that never comes.
+    const unlockStarted = Date.now();
+    await lock.unlock();
+    expect(Date.now() - unlockStarted).toBeLessThan(FAST.leaseMs);
+    expect(releaseErrors).toHaveLength(1);
   });
 
   it('asks its own request to stop once the lease was taken from it', async () => {

@@ -396,7 +396,8 @@ export async function tusRoutes(app: FastifyInstance, options: TusRouteOptions):
     sweeping ??= (async () => {
       try {
         const removed = await storage.sweepExpired(expirationMs);
-        await leases?.sweepExpired();
+        // Leftover leases are harmless (they expired): a failure here must not stop the sweep.
+        await leases?.sweepExpired().catch((err: unknown) => app.log.warn({ err }, 'tus lock sweep failed'));
         await completions.sweep((uploadId) => storage.exists(uploadId), expirationMs);
         if (removed > 0) app.log.info({ removed }, 'expired tus uploads removed');
         return removed;
