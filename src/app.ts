@@ -120,6 +120,18 @@ export async function buildApp(container: Container, options: AppOptions = {}): 
     });
   }
 
+  // Graceful close: requests in flight finish, then their keep-alive connections close. Fastify
+  // 5.12 closes only the connections idle at the moment close() starts (fastify#7044); one whose
+  // request ends later stayed open until keepAliveTimeout (72 s), holding up shutdown and restarts.
+  app.addHook('preClose', (done) => {
+    if (app.server.listening) {
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      sweep.unref();
+      app.server.once('close', () => clearInterval(sweep));
+    }
+    done();
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     container.metrics.observeHttp(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
