@@ -334,8 +334,8 @@ export class ImageDelivery {
       return { info: await this.cache.put(key, output.data, output.contentType) };
     }
     // A small result is answered (and kept hot) at once while it is stored in the background: the
-    // store's fsyncs then cost no transform slot and no client any time. Its ETag is the quoted
-    // sha256 of the bytes, as the filesystem store reports it for later hits.
+    // store's fsyncs then cost no transform slot and no client any time. Until then its ETag is the
+    // quoted sha256 of the bytes, which is what the filesystem store reports too.
     const info: BlobInfo = {
       key,
       size: output.data.length,
@@ -347,7 +347,15 @@ export class ImageDelivery {
     const put = this.cache
       .put(key, output.data, output.contentType)
       .then(
-        () => undefined,
+        (stored) => {
+          // From now on, answer with what the store says (S3: its MD5 ETag), as every other node
+          // reading the result does: a revalidation then matches whichever node it reaches.
+          if (this.hot.get(key)?.bytes === output.data)
+            this.hot.set(key, {
+              info: { ...info, ...stored, contentType: info.contentType },
+              bytes: output.data,
+            });
+        },
         (err: unknown) => logger.warn({ err, key }, 'storing an image transform in the cache failed'),
       )
       .finally(() => this.pendingPuts.delete(put));
