@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 import type { Catalog } from '../catalog/catalog.js';
 import { newId } from '../domain/ids.js';
+import { withTimeout } from '../lib/waiting.js';
 
 export interface LeaseLockerOptions {
   /** How long a lock outlives its last renewal: a killed node's lock frees itself after this. */
@@ -53,6 +54,7 @@ export class LeaseLocker implements Locker {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const noAnswer = () => new Error('the catalog did not answer in time');
 
 /** What the locks need from the catalog. */
 export type LeaseStore = Pick<
@@ -98,7 +100,7 @@ class LeaseLock implements Lock {
     await this.renewing;
     try {
       // Bounded: with the catalog away the lease expires by itself, and the request must not hang.
-      await withTimeout(this.store.releaseLease(this.name, this.holder), this.timing.leaseMs / 6);
+      await withTimeout(this.store.releaseLease(this.name, this.holder), this.timing.leaseMs / 6, noAnswer);
     } catch (err) {
       this.hooks.onReleaseError?.(err, this.name);
     }
@@ -131,6 +133,7 @@ class LeaseLock implements Lock {
           const state = await withTimeout(
             this.store.renewLease(this.name, this.holder, iso(Date.now() + leaseMs)),
             leaseMs / 6,
+            noAnswer,
           );
           if (state.held && !released) {
             clearTimeout(watchdog);
@@ -144,19 +147,5 @@ class LeaseLock implements Lock {
     } finally {
       clearTimeout(watchdog);
     }
-  }
-}
-
-/** `promise`, or a rejection once `ms` have passed (the promise itself goes on, unobserved). */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  promise.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the catalog did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -37,3 +37,22 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   timer.cancel();
   return settled;
 }
+
+/**
+ * `promise`, or the error `onTimeout` makes once `ms` have passed. The promise itself goes on; its
+ * late rejection is observed here, so it never surfaces as unhandled.
+ */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  promise.catch(() => {});
+  const timer = sleep(ms);
+  try {
+    return await Promise.race([
+      promise,
+      timer.promise.then(() => {
+        throw onTimeout();
+      }),
+    ]);
+  } finally {
+    timer.cancel();
+  }
+}

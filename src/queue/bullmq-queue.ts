@@ -17,7 +17,7 @@ import { AppError, errorMessage } from '../errors.js';
 import { GuardedPgClient } from '../lib/guarded-pg-client.js';
 import { asOutage } from '../lib/outage.js';
 import { ThrottledLog } from '../lib/throttled-log.js';
-import { deferred, settlesWithin, sleep } from '../lib/waiting.js';
+import { deferred, settlesWithin, sleep, withTimeout } from '../lib/waiting.js';
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import {
   COUNTED,
@@ -565,26 +565,13 @@ export class BullmqJobQueue implements JobQueue {
         throw err;
       }
     })();
-    run.catch(() => {}); // its rejection is ours to report only while we wait for it
-    let timer: Timer | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            asOutage(
-              new AppError('UNAVAILABLE', 'The job queue cannot be reached right now; retry shortly.', {
-                cause: new Error(`job queue: ${name} did not finish within ${this.operationTimeoutMs} ms`),
-              }),
-            ),
-          ),
-        this.operationTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([run, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withTimeout(run, this.operationTimeoutMs, () =>
+      asOutage(
+        new AppError('UNAVAILABLE', 'The job queue cannot be reached right now; retry shortly.', {
+          cause: new Error(`job queue: ${name} did not finish within ${this.operationTimeoutMs} ms`),
+        }),
+      ),
+    );
   }
 
   /** The kind's BullMQ queue, made on first use (after `ready`). */
