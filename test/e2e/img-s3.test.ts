@@ -8,7 +8,7 @@ import { AUTH } from '../helpers/auth.js';
 import { testContainer } from '../helpers/container.js';
 import { multipart } from '../helpers/form.js';
 import { makeJpeg } from '../helpers/images.js';
-import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
+import { type S3TestServer, startS3Server, useS3Credentials } from '../helpers/s3-server.js';
 
 // `/img` on two API nodes sharing one bucket (s3rver on loopback). Node B is the same catalog and
 // bucket with an ImageDelivery of its own: its own hot cache and single flight, as another process.
@@ -19,13 +19,11 @@ describe('/img on S3 storage across API nodes', () => {
   let cleanup: () => Promise<void>;
   let nodeA: FastifyInstance;
   let nodeB: FastifyInstance;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
 
   beforeAll(async () => {
     s3 = await startS3Server();
-    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[name] = process.env[name];
-    process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+    restoreEnv = useS3Credentials(s3);
     ({ container, cleanup } = await testContainer({
       ASSETPIPE_STORAGE: s3.url,
       ASSETPIPE_WORKERS: '0',
@@ -52,10 +50,7 @@ describe('/img on S3 storage across API nodes', () => {
     await nodeB?.close();
     await cleanup?.();
     await s3?.close();
-    for (const [name, value] of Object.entries(savedEnv)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
+    restoreEnv?.();
   });
 
   it('answers a result with one ETag on every node, so a revalidation is a 304 wherever it lands', async () => {

@@ -9,7 +9,7 @@ import { AUTH, TEST_ADMIN_KEY } from '../helpers/auth.js';
 import { launchChromium } from '../helpers/browser.js';
 import { testContainer, waitFor } from '../helpers/container.js';
 import { makeWav, sha256 } from '../helpers/s3-multipart-client.js';
-import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
+import { type S3TestServer, startS3Server, useS3Credentials } from '../helpers/s3-server.js';
 
 // A browser uploads straight to the bucket: assetpipe hands out real S3 presigned part URLs, the
 // page PUTs the parts cross-origin to the S3 endpoint (CORS, reading each part's ETag) and
@@ -31,12 +31,11 @@ describe('S3-style multipart from a browser, straight to S3', () => {
   let workers: { stop: () => Promise<void> };
   let baseUrl: string;
   let browser: Browser;
+  let restoreEnv: (() => void) | undefined;
 
   beforeAll(async () => {
     s3 = await startS3Server();
-    // The AWS SDK reads its credentials from the environment, as in production.
-    process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+    restoreEnv = useS3Credentials(s3);
     h = await testContainer({ ASSETPIPE_STORAGE: s3.url, ASSETPIPE_WORKERS: '1', ASSETPIPE_RATE_LIMIT: '0' });
     container = h.container;
     app = await buildApp(container);
@@ -52,6 +51,7 @@ describe('S3-style multipart from a browser, straight to S3', () => {
     await app?.close();
     await h?.cleanup();
     await s3?.close();
+    restoreEnv?.();
   });
 
   it('PUTs parts to presigned S3 URLs and completes into a ready asset with the same bytes', async () => {

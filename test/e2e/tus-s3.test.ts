@@ -25,7 +25,7 @@ import { asOutage } from '../../src/lib/outage.js';
 import { s3ClientConfig } from '../../src/storage/s3-location.js';
 import { TEST_ADMIN_KEY } from '../helpers/auth.js';
 import { testContainer } from '../helpers/container.js';
-import { type S3TestServer, startS3Server } from '../helpers/s3-server.js';
+import { type S3TestServer, startS3Server, useS3Credentials } from '../helpers/s3-server.js';
 import { wavHeader } from '../helpers/wav.js';
 
 // tus uploads with `s3://` storage: @tus/s3-store keeps them in the blob bucket, at its root, as
@@ -56,7 +56,7 @@ describe('tus uploads on S3 storage', () => {
   let client: S3Client;
   let container: Container;
   let cleanup: () => Promise<void>;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   const apps: FastifyInstance[] = [];
 
   // The production hooks, except that `outage` in the metadata makes the finish hook fail as if the
@@ -98,10 +98,7 @@ describe('tus uploads on S3 storage', () => {
 
   beforeAll(async () => {
     s3 = await startS3Server();
-    // The container's S3 clients (blob store and tus) take their credentials from the SDK's chain.
-    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[name] = process.env[name];
-    process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+    restoreEnv = useS3Credentials(s3);
     ({ container, cleanup } = await testContainer({
       ASSETPIPE_STORAGE: s3.url,
       ASSETPIPE_RATE_LIMIT: '0',
@@ -116,10 +113,7 @@ describe('tus uploads on S3 storage', () => {
     client?.destroy();
     await cleanup?.();
     await s3?.close();
-    for (const [name, value] of Object.entries(savedEnv)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
+    restoreEnv?.();
   });
 
   /** The bucket's objects of one tus upload. */

@@ -632,3 +632,21 @@ function decodeXml(text: string): string {
   const entities: Record<string, string> = { quot: '"', amp: '&', lt: '<', gt: '>', apos: "'" };
   return text.replace(/&(quot|amp|lt|gt|apos);/g, (_m, name: string) => entities[name] ?? '');
 }
+
+/**
+ * Gives the AWS SDK's default credential chain this server's keys, as `AWS_*` variables do in
+ * production (the container's S3 clients read them). Returns what puts the environment back.
+ */
+export function useS3Credentials(s3: S3TestServer): () => void {
+  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
+  const saved = names.map((name) => process.env[name]);
+  process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+  return () => {
+    names.forEach((name, i) => {
+      const value = saved[i];
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    });
+  };
+}
